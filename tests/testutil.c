@@ -1,0 +1,52 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static void *failing_realloc(void *ud, void *ptr, size_t size)
+{
+	tu_failing_alloc *fa = ud;
+
+	if (size == 0) {
+		free(ptr);
+		return NULL;
+	}
+	fa->calls++;
+	if (fa->fail_at && (fa->calls == fa->fail_at || (fa->fail_all && fa->calls > fa->fail_at)))
+		return NULL;
+	return realloc(ptr, size);
+}
+
+void tu_failing_alloc_init(tu_failing_alloc *fa, unsigned long fail_at, bool fail_all)
+{
+	fa->alloc.realloc = failing_realloc;
+	fa->alloc.ud = fa;
+	fa->calls = 0;
+	fa->fail_at = fail_at;
+	fa->fail_all = fail_all;
+}
+
+uint64_t tu_seed(uint64_t def_seed)
+{
+	const char *s = getenv("MV_SEED");
+	uint64_t seed = s ? strtoull(s, NULL, 0) : def_seed;
+
+	printf("# seed %llu (set MV_SEED to reproduce)\n", (unsigned long long)seed);
+	return seed ? seed : 1;
+}
+
+uint64_t tu_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t tu_rand_below(uint64_t *state, uint64_t n)
+{
+	return n ? tu_rand(state) % n : 0;
+}
