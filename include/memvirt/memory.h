@@ -59,7 +59,11 @@ void mv_rcu_read_unlock(void);
  * transaction, so a lone edit takes effect immediately.
  */
 void mv_memory_begin(mv_memory *mem);
-void mv_memory_commit(mv_memory *mem);
+/*
+ * Returns 0, or -ENOMEM when rendering ran out of memory: then the old
+ * FlatViews stay published and the update stays pending for the next commit.
+ */
+int mv_memory_commit(mv_memory *mem);
 /* Number of FlatView renders done so far (to observe batching). */
 uint64_t mv_memory_render_count(const mv_memory *mem);
 

@@ -95,6 +95,8 @@ struct mv_flatview {
 
 /* Render @root (may be NULL) into a new simplified FlatView with dispatch. */
 int mv_flatview_generate(mv_memory *mem, mv_region *root, mv_flatview **out);
+/* Paint @root (may be NULL) into @fv's ranges, unsimplified (render.c). */
+int mv_render(mv_flatview *fv, mv_region *root);
 /* Insert @fr at index @pos (rendering). -ENOMEM on failure. */
 int mv_flatview_insert(mv_flatview *fv, size_t pos, const mv_flat_range *fr);
 /* QEMU's flatview_simplify: merge adjacent ranges that can merge. */
