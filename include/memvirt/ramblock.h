@@ -79,7 +79,8 @@ uint64_t mv_ramblock_page_size(const mv_ramblock *rb);
  * page size, <= max_length). Bytes past the new end are discarded
  * (MADV_DONTNEED) when shrinking. -EINVAL if not resizeable or out of range.
  * The RAM region that shows the block must be resized by the caller
- * (mv_ram_region_resize does both).
+ * (mv_ram_region_resize does both). As QEMU's qemu_ram_resize, the whole
+ * new used range is then marked dirty so that migration resends it.
  */
 int mv_ramblock_resize(mv_ramblock *rb, uint64_t new_size, mv_error *err);
 
