@@ -145,7 +145,8 @@ static int sweep(mv_flatview *fv, piece *pc, size_t n, const mv_allocator *alloc
 
 	if (!h.v)
 		return -ENOMEM;
-	qsort(pc, n, sizeof(*pc), cmp_start);
+	if (n)
+		qsort(pc, n, sizeof(*pc), cmp_start);
 	while (!ret && (i < n || h.n)) {
 		if (!h.n && pc[i].start > x)
 			x = pc[i].start;
@@ -209,6 +210,12 @@ void mv_flatview_simplify(mv_flatview *fv)
 mv_region *mv_flatview_root_of(mv_region *mr)
 {
 	while (mr && mr->enabled) {
+		/*
+		 * QEMU skips such a region even when it is readonly/nonvolatile,
+		 * losing the attribute for the whole view; we keep it.
+		 */
+		if (mr->readonly || mr->nonvolatile)
+			return mr;
 		if (mr->kind == MV_REGION_ALIAS) {
 			mv_alias_region *a = (mv_alias_region *)mr;
 

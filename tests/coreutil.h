@@ -1,0 +1,77 @@
+/*
+ * Helpers for core memory tests: build I/O regions tersely and print a
+ * FlatView compactly ("start-end name@offset flags" per range) so tests
+ * compare one string.
+ */
+#ifndef MV_TESTS_COREUTIL_H
+#define MV_TESTS_COREUTIL_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "memvirt/listener.h"
+#include "memvirt/memory.h"
+
+static inline mv_region *cu_io(mv_memory *mem, const char *name, mv_u128 size)
+{
+	mv_io_region *r;
+
+	assert_int_equal(mv_io_region_new(mem, name, size, NULL, NULL, &r), 0);
+	return mv_io_region_base(r);
+}
+
+static inline mv_region *cu_container(mv_memory *mem, const char *name, mv_u128 size)
+{
+	mv_region *r;
+
+	assert_int_equal(mv_container_new(mem, name, size, &r), 0);
+	return r;
+}
+
+static inline mv_region *cu_alias(mv_memory *mem, const char *name, mv_region *target,
+				  uint64_t off, mv_u128 size)
+{
+	mv_alias_region *r;
+
+	assert_int_equal(mv_alias_region_new(mem, name, target, off, size, &r), 0);
+	return mv_alias_region_base(r);
+}
+
+/* Add @child to @parent and drop the caller's reference (the parent keeps one). */
+static inline void cu_add(mv_region *parent, uint64_t off, mv_region *child, int prio)
+{
+	assert_int_equal(mv_region_add_subregion_overlap(parent, off, child, prio), 0);
+	mv_region_unref(child);
+}
+
+/* "start-last name[@off][ ro][ nv]" lines, one per range. */
+static inline void cu_flat(mv_address_space *as, char *buf, size_t len)
+{
+	mv_flatview *fv = mv_address_space_get_flatview(as);
+	size_t used = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < mv_flatview_nr_ranges(fv); i++) {
+		const mv_flat_range *fr = mv_flatview_range(fv, i);
+
+		used += snprintf(buf + used, len - used, "%llx-%llx %s",
+				 (unsigned long long)fr->start,
+				 (unsigned long long)(fr->start + (uint64_t)(fr->size - 1)),
+				 mv_region_name(fr->mr));
+		if (fr->offset_in_region)
+			used += snprintf(buf + used, len - used, "@%llx",
+					 (unsigned long long)fr->offset_in_region);
+		used += snprintf(buf + used, len - used, "%s%s\n", fr->readonly ? " ro" : "",
+				 fr->nonvolatile ? " nv" : "");
+	}
+	mv_flatview_unref(fv);
+}
+
+#define cu_assert_flat(as, expected)                         \
+	do {                                                 \
+		char buf_[8192];                             \
+		cu_flat((as), buf_, sizeof(buf_));           \
+		assert_string_equal(buf_, (expected));       \
+	} while (0)
+
+#endif
