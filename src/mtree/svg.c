@@ -96,17 +96,29 @@ static void put_escaped(FILE *out, const char *s)
 	}
 }
 
-/* A size as people say it: "3 GiB", "128 KiB", "2 B" (exact units only). */
+/*
+ * A size as people say it: exact in the largest unit that divides it
+ * ("3071 MiB", "128 KiB"), or rounded with a "~" when that would take
+ * more than four digits ("~16.00 EiB" rather than 17179869179 GiB).
+ */
 static void put_size(FILE *out, mv_u128 size)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	unsigned u = 0;
+	const unsigned last = sizeof(units) / sizeof(units[0]) - 1;
+	mv_u128 exact = size;
+	unsigned u = 0, big = 0;
 
-	while (u + 1 < sizeof(units) / sizeof(units[0]) && size >= 1024 && !(size % 1024)) {
-		size /= 1024;
+	while (u < last && exact >= 1024 && !(exact % 1024)) {
+		exact /= 1024;
 		u++;
 	}
-	fprintf(out, "%llu %s", (unsigned long long)size, units[u]);
+	if (exact < 10000) {
+		fprintf(out, "%llu %s", (unsigned long long)exact, units[u]);
+		return;
+	}
+	while (big < last && size >> (10 * (big + 1)))
+		big++;
+	fprintf(out, "~%.2f %s", (double)size / (double)((mv_u128)1 << (10 * big)), units[big]);
 }
 
 /*
