@@ -5,6 +5,7 @@
  */
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,23 @@ static void test_svg(void **state)
 	teardown(mem, &root, 1);
 }
 
+/* A stream that cannot be written reports -EIO rather than success. */
+static void test_write_error(void **state)
+{
+	mv_memory *mem = new_mem();
+	mv_region *root = container(mem, "root", 0x1000);
+	FILE *f = fopen("/dev/null", "r");
+
+	(void)state;
+	assert_non_null(f);
+	space(mem, root, "as");
+	assert_int_equal(mv_mtree_print_tree(f, mem), -EIO);
+	assert_int_equal(mv_mtree_print_flat(f, mem), -EIO);
+	assert_int_equal(mv_mtree_print_svg(f, mem), -EIO);
+	fclose(f);
+	teardown(mem, &root, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_nothing),
 		cmocka_unit_test(test_svg),
+		cmocka_unit_test(test_write_error),
 	};
 
 	mv_rcu_register_thread();
