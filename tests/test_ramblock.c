@@ -390,6 +390,33 @@ static void test_refcount(void **state)
 	mv_ram_list_free(l);
 }
 
+/* remove: off the list at once, memory kept while referenced. */
+static void test_remove(void **state)
+{
+	mv_ram_list *l = mv_ram_list_new(NULL);
+	struct collect col = { .stop_at = -1 };
+	mv_ramblock *a, *b;
+	char *p;
+
+	(void)state;
+	a = new_block(l, "hot", 8 * KiB, NULL);
+	mv_ramblock_ref(a);             /* e.g. an old FlatView still uses it */
+	mv_ramblock_remove(a);
+	mv_ramblock_remove(a);          /* idempotent */
+	assert_null(mv_ram_list_find(l, "hot"));
+	assert_int_equal(mv_ram_list_foreach(l, collect_fn, &col), 0);
+	assert_int_equal(col.n, 0);
+	b = new_block(l, "hot", 4 * KiB, NULL);   /* the name is free again */
+	assert_ptr_equal(mv_ram_list_find(l, "hot"), b);
+	p = mv_ramblock_host(a);
+	p[8 * KiB - 1] = 1;             /* still mapped */
+	mv_ramblock_unref(a);
+	mv_ramblock_unref(a);
+	assert_ptr_equal(mv_ram_list_find(l, "hot"), b);
+	mv_ramblock_unref(b);
+	mv_ram_list_free(l);
+}
+
 static void test_dirty_bits(void **state)
 {
 	mv_ram_list *l = mv_ram_list_new(NULL);
@@ -604,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_offsets_first_fit),
 		cmocka_unit_test(test_foreach_reentrant),
 		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_remove),
 		cmocka_unit_test(test_dirty_bits),
 		cmocka_unit_test(test_dirty_concurrent),
 		cmocka_unit_test(test_resize),

@@ -13,7 +13,11 @@
 
 typedef struct mv_machine mv_machine;
 
-/* The -m option. Zero slots/maxmem mean no device-memory window. */
+/*
+ * The -m option. maxmem 0 means maxmem = ram_size. As QEMU, the
+ * device-memory window exists when maxmem > ram_size (plus 1 GiB per
+ * slot); DIMMs need slots > 0 as well.
+ */
 typedef struct mv_machine_opts {
 	uint64_t ram_size;   /* bytes; 0 = the machine's default (128 MiB as QEMU) */
 	unsigned slots;      /* DIMM slots */
@@ -53,16 +57,24 @@ uint64_t mv_machine_device_memory_size(const mv_machine *m);
 #define MV_DIMM_ADDR_AUTO UINT64_MAX
 
 /*
- * Plug a DIMM named @id of @size bytes (multiple of 2 MiB... as QEMU:
- * multiple of the block's page size) at @addr inside the device-memory
- * window (MV_DIMM_ADDR_AUTO: lowest free fitting address, 1 GiB... QEMU's
- * first-fit). Adds a RAM region (listeners see region_add). Errors, with a
- * sentence naming the DIMM: no window, overlap with another DIMM, outside
- * the window, all slots used, ram + DIMMs would exceed maxmem, duplicate id.
+ * Plug a DIMM named @id of @size bytes (a multiple of 2 MiB, QEMU's
+ * backend alignment) at @addr inside the device-memory window, or at the
+ * lowest free 2 MiB-aligned range that fits with MV_DIMM_ADDR_AUTO (QEMU's
+ * first fit). A RAM block and a RAM region named @id are added under
+ * "device-memory" (listeners of "memory" see region_add); *out_addr
+ * (optional) gets the address. On error nothing changes and @err names
+ * the DIMM: -ENODEV no slots, -EEXIST duplicate id (or RAM block name),
+ * -EINVAL bad size or unaligned address, -ENOSPC all slots used / RAM +
+ * DIMMs would exceed maxmem / no free range, -ERANGE outside the window,
+ * -EBUSY overlap with another DIMM (named), -ENOMEM.
  */
 int mv_machine_dimm_plug(mv_machine *m, const char *id, uint64_t size, uint64_t addr,
 			 uint64_t *out_addr, mv_error *err);
-/* Remove DIMM @id (listeners see region_del). -ENOENT if unknown. */
+/*
+ * Remove DIMM @id (listeners see region_del); its id is free again at
+ * once, its memory goes with the last FlatView showing it. -ENOENT if
+ * unknown.
+ */
 int mv_machine_dimm_unplug(mv_machine *m, const char *id, mv_error *err);
 
 #endif

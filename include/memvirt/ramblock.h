@@ -61,6 +61,13 @@ int mv_ramblock_new(mv_ram_list *list, const char *name, uint64_t size,
 void mv_ramblock_ref(mv_ramblock *rb);
 /* Drop a reference; the last one unmaps the memory and leaves the list. */
 void mv_ramblock_unref(mv_ramblock *rb);
+/*
+ * Take the block off its RAM list now (QEMU's qemu_ram_free): its name is
+ * free again and list walks no longer see it, while the memory stays
+ * mapped until the last reference (e.g. an old FlatView's) is dropped.
+ * The caller must hold a reference. Idempotent.
+ */
+void mv_ramblock_remove(mv_ramblock *rb);
 
 const char *mv_ramblock_name(const mv_ramblock *rb);
 /* Host address (HVA) of byte 0 of the block. Valid while a reference is held. */

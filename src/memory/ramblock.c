@@ -543,6 +543,18 @@ void mv_ramblock_ref(mv_ramblock *rb)
 	__atomic_fetch_add(&rb->refcount, 1, __ATOMIC_RELAXED);
 }
 
+void mv_ramblock_remove(mv_ramblock *rb)
+{
+	mv_ram_list *list = rb ? rb->list : NULL;
+
+	if (!list)
+		return;
+	pthread_mutex_lock(&list->lock);
+	list_remove(list, rb);
+	rb->list = NULL;
+	pthread_mutex_unlock(&list->lock);
+}
+
 void mv_ramblock_unref(mv_ramblock *rb)
 {
 	mv_ram_list *list;
