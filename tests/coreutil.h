@@ -7,6 +7,7 @@
 #define MV_TESTS_COREUTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "memvirt/listener.h"

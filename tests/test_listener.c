@@ -1,5 +1,6 @@
 /* Listeners: event order, replay on registration, diffs, dirty logging. */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 #include "coreutil.h"

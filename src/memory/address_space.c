@@ -204,6 +204,24 @@ int mv_address_space_new(mv_memory *mem, mv_region *root, const char *name,
 	return 0;
 }
 
+/* Drop cached views no remaining space renders, so their regions can go. */
+static void fv_cache_prune(mv_memory *mem)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < mem->nr_fv_cache; i++) {
+		bool used = false;
+
+		for (size_t j = 0; j < mem->nr_spaces && !used; j++)
+			used = mem->spaces[j]->current == mem->fv_cache[i].fv;
+		if (used)
+			mem->fv_cache[out++] = mem->fv_cache[i];
+		else
+			mv_flatview_unref(mem->fv_cache[i].fv);
+	}
+	mem->nr_fv_cache = out;
+}
+
 void mv_address_space_free(mv_address_space *as)
 {
 	mv_memory *mem;
@@ -220,6 +238,7 @@ void mv_address_space_free(mv_address_space *as)
 	mem->nr_spaces--;
 	/* The view itself is freed after a grace period, when unreferenced. */
 	mv_flatview_unref(as->current);
+	fv_cache_prune(mem);
 	address_space_release(as);
 }
 

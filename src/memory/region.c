@@ -415,49 +415,65 @@ int mv_region_del_subregion(mv_region *parent, mv_region *child)
 	return 0;
 }
 
-/* Change a flag; a change is a topology update (QEMU's set_enabled etc.). */
-static void set_flag(mv_region *r, bool *flag, bool value)
+/*
+ * Change a flag inside a transaction. QEMU marks the topology changed only
+ * when the region is enabled, except for set_enabled itself.
+ */
+static void set_flag(mv_region *r, bool *flag, bool value, bool always_pending)
 {
 	if (*flag == value)
 		return;
 	mv_memory_begin(r->mem);
 	*flag = value;
-	mv_memory_update_pending(r->mem);
+	if (always_pending || r->enabled)
+		mv_memory_update_pending(r->mem);
 	mv_memory_commit(r->mem);
 }
 
 void mv_region_set_enabled(mv_region *r, bool enabled)
 {
-	set_flag(r, &r->enabled, enabled);
+	set_flag(r, &r->enabled, enabled, true);
 }
 
 void mv_region_set_readonly(mv_region *r, bool readonly)
 {
-	set_flag(r, &r->readonly, readonly);
+	set_flag(r, &r->readonly, readonly, false);
 }
 
 void mv_region_set_nonvolatile(mv_region *r, bool nonvolatile)
 {
-	set_flag(r, &r->nonvolatile, nonvolatile);
+	set_flag(r, &r->nonvolatile, nonvolatile, false);
 }
 
 void mv_romd_region_set_mode(mv_romd_region *r, bool romd_mode)
 {
-	set_flag(&r->base, &r->romd_mode, romd_mode);
+	set_flag(&r->base, &r->romd_mode, romd_mode, false);
 }
 
+/*
+ * QEMU's memory_region_set_address: remove and re-add at the new offset, so
+ * the child also moves to the front of its equal-priority siblings.
+ */
 int mv_region_set_address(mv_region *r, uint64_t addr)
 {
+	mv_region *parent = r->parent;
+	int ret;
+
 	if ((mv_u128)addr + r->size > MV_2_64)
 		return -EINVAL;
 	if (r->addr == addr)
 		return 0;
+	if (!parent) {
+		r->addr = addr;
+		return 0;
+	}
 	mv_memory_begin(r->mem);
-	r->addr = addr;
-	if (r->parent && r->enabled)
-		mv_memory_update_pending(r->mem);
+	mv_region_ref(r);
+	mv_region_del_subregion(parent, r);
+	ret = add_subregion_common(parent, addr, r, r->priority);
+	mv_region_unref(r);
 	mv_memory_commit(r->mem);
-	return 0;
+	return ret;
 }
 
 int mv_region_set_size(mv_region *r, mv_u128 size)
@@ -479,7 +495,7 @@ int mv_alias_region_set_offset(mv_alias_region *r, uint64_t offset)
 		return 0;
 	mv_memory_begin(r->base.mem);
 	r->offset = offset;
-	if (r->base.enabled)
+	if (r->base.enabled)   /* QEMU's memory_region_set_alias_offset */
 		mv_memory_update_pending(r->base.mem);
 	mv_memory_commit(r->base.mem);
 	return 0;
@@ -510,7 +526,8 @@ int mv_region_set_log(mv_region *r, bool log, unsigned client)
 		return 0;
 	mv_memory_begin(r->mem);
 	*f = mask;
-	mv_memory_update_pending(r->mem);
+	if (r->enabled)     /* QEMU's memory_region_set_log */
+		mv_memory_update_pending(r->mem);
 	mv_memory_commit(r->mem);
 	return 0;
 }
