@@ -12,11 +12,6 @@
 
 #include "memory/internal.h"
 
-/* Test hooks of dispatch.c. */
-const mv_section *mv_dispatch_mru(mv_dispatch *d);
-unsigned mv_dispatch_walk_depth(const mv_dispatch *d, uint64_t addr);
-size_t mv_dispatch_nr_nodes(const mv_dispatch *d);
-
 #define PAGE 0x1000ull
 #define TOP (~(uint64_t)0)
 

@@ -292,8 +292,9 @@ size_t mv_flatview_nr_ranges(const mv_flatview *fv);
 const mv_flat_range *mv_flatview_range(const mv_flatview *fv, size_t i);
 
 /*
- * Dispatch lookup of @addr: the section containing it (never NULL; the
- * unassigned section has mr == NULL and covers one page) and, in *xlat,
+ * Dispatch lookup of @addr: the section containing it (never NULL; for an
+ * unmapped address it is a hole section with mr == NULL whose offset/size
+ * span the whole gap between mapped sections) and, in *xlat,
  * the offset of @addr inside section->mr; *plen (optional) is clipped to
  * the bytes left in the section. Sub-page regions resolve to their own
  * section. Uses and refreshes the MRU section cache.

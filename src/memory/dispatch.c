@@ -55,10 +55,6 @@
 #define MAX_INDEX (LEAF_SUBPAGE - 1)     /* sections and sub-pages each */
 #define PAGE_MASK (MV_PAGE_SIZE - 1)
 
-/* Test hooks (declared by tests/test_dispatch.c; kept out of internal.h). */
-const mv_section *mv_dispatch_mru(mv_dispatch *d);
-unsigned mv_dispatch_walk_depth(const mv_dispatch *d, uint64_t addr);
-size_t mv_dispatch_nr_nodes(const mv_dispatch *d);
 
 typedef struct mv_pentry {
 	uint32_t skip : 6;

@@ -118,6 +118,10 @@ void mv_dispatch_compact(mv_dispatch *d);
 void mv_dispatch_free(mv_dispatch *d);
 /* Section covering @addr, sub-pages resolved; never NULL. Updates the MRU cache. */
 const mv_section *mv_dispatch_lookup(mv_dispatch *d, uint64_t addr);
+/* Introspection for tests: MRU entry, nodes read by a lookup, node count. */
+const mv_section *mv_dispatch_mru(mv_dispatch *d);
+unsigned mv_dispatch_walk_depth(const mv_dispatch *d, uint64_t addr);
+size_t mv_dispatch_nr_nodes(const mv_dispatch *d);
 
 /* ------------------------------------------------------------------ */
 /* Memory system and address spaces                                     */

@@ -424,7 +424,8 @@ static void set_flag(mv_region *r, bool *flag, bool value, bool always_pending)
 	if (*flag == value)
 		return;
 	mv_memory_begin(r->mem);
-	*flag = value;
+	/* Atomic: accessors on reader threads read romd_mode. */
+	__atomic_store_n(flag, value, __ATOMIC_RELEASE);
 	if (always_pending || r->enabled)
 		mv_memory_update_pending(r->mem);
 	mv_memory_commit(r->mem);
