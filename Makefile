@@ -5,6 +5,8 @@ BUILD_SAN := build-san
 JOBS      := $(shell nproc)
 RUN_ARGS  ?= mtree -f --machine pc -m 4G
 
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all deps build run test bench clean
 
 all: build

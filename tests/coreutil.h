@@ -68,6 +68,38 @@ static inline void cu_flat(mv_address_space *as, char *buf, size_t len)
 	mv_flatview_unref(fv);
 }
 
+/*
+ * Fixture: a memory system with one address space "memory" whose root is
+ * a 2^64 container, plus a scratch log for tests that record events.
+ */
+typedef struct fixture {
+	mv_memory *mem;
+	mv_region *root;
+	mv_address_space *as;
+	char log[16384];
+} fixture;
+
+static inline int cu_setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+
+	assert_int_equal(mv_memory_new(NULL, &f->mem), 0);
+	f->root = cu_container(f->mem, "root", MV_2_64);
+	assert_int_equal(mv_address_space_new(f->mem, f->root, "memory", &f->as), 0);
+	*state = f;
+	return 0;
+}
+
+static inline int cu_teardown(void **state)
+{
+	fixture *f = *state;
+
+	mv_region_unref(f->root);
+	mv_memory_free(f->mem);
+	free(f);
+	return 0;
+}
+
 #define cu_assert_flat(as, expected)                         \
 	do {                                                 \
 		char buf_[8192];                             \

@@ -54,33 +54,6 @@ static void rec_init(rec *r, const char *tag, int prio, char *log)
 	r->tag = tag;
 }
 
-typedef struct fixture {
-	mv_memory *mem;
-	mv_region *root;
-	mv_address_space *as;
-	char log[16384];
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(mv_memory_new(NULL, &f->mem), 0);
-	f->root = cu_container(f->mem, "root", MV_2_64);
-	assert_int_equal(mv_address_space_new(f->mem, f->root, "memory", &f->as), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	mv_region_unref(f->root);
-	mv_memory_free(f->mem);
-	free(f);
-	return 0;
-}
 
 /* Late registration replays every current section between begin and commit. */
 static void test_late_registration(void **state)
@@ -270,12 +243,12 @@ static void test_address_space_free_detaches(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_late_registration, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_priority_order_and_passes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_split_by_overlap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_change_no_render, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dirty_logging, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_address_space_free_detaches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_registration, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_priority_order_and_passes, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_split_by_overlap, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_no_change_no_render, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_logging, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_address_space_free_detaches, cu_setup, cu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("listener", tests, NULL, NULL);

@@ -2,32 +2,6 @@
 #include "testutil.h"
 #include "coreutil.h"
 
-typedef struct fixture {
-	mv_memory *mem;
-	mv_region *root;
-	mv_address_space *as;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(mv_memory_new(NULL, &f->mem), 0);
-	f->root = cu_container(f->mem, "root", MV_2_64);
-	assert_int_equal(mv_address_space_new(f->mem, f->root, "memory", &f->as), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	mv_region_unref(f->root);
-	mv_memory_free(f->mem);
-	free(f);
-	return 0;
-}
 
 /*
  * docs/devel/memory.rst, "Overlapping regions and priority": B (container,
@@ -314,22 +288,22 @@ static void test_transaction_renders_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_qemu_overlap_example, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qemu_overlap_example_with_contents, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qemu_pc_example, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_equal_priority_later_wins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_priority_beats_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_clipping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alias_of_alias_readonly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alias_negative_base, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_disabled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nonvolatile, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_simplify_merges, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_top_of_space, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_flatview, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_root, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_transaction_renders_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_overlap_example, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_overlap_example_with_contents, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_pc_example, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_equal_priority_later_wins, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_priority_beats_order, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_clipping, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_alias_of_alias_readonly, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_alias_negative_base, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_disabled, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_nonvolatile, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_simplify_merges, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_top_of_space, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_reservation, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_flatview, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_empty_root, cu_setup, cu_teardown),
+		cmocka_unit_test_setup_teardown(test_transaction_renders_once, cu_setup, cu_teardown),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
