@@ -45,9 +45,10 @@ static void flatview_destroy(mv_flatview *fv)
 
 	if (fv->dispatch)
 		mv_dispatch_free(fv->dispatch);
-	for (size_t i = 0; i < fv->nr; i++)
-		mv_region_unref(fv->ranges[i].mr);
+	for (size_t i = 0; i < fv->nr_held; i++)
+		mv_region_unref(fv->held[i]);
 	mv_region_unref(fv->root);
+	mv_free(a, fv->held);
 	mv_free(a, fv->ranges);
 	mv_free(a, fv);
 }
@@ -120,14 +121,10 @@ int mv_flatview_generate(mv_memory *mem, mv_region *root, mv_flatview **out)
 	ret = mv_render(fv, root);
 	if (!ret) {
 		mv_flatview_simplify(fv);
-		for (size_t i = 0; i < fv->nr; i++)
-			mv_region_ref(fv->ranges[i].mr);
 		if (root)
 			mv_region_ref(root);
 		fv->root = root;
 		ret = build_dispatch(fv);
-	} else {
-		fv->nr = 0;     /* no references were taken yet */
 	}
 	if (ret) {
 		flatview_destroy(fv);

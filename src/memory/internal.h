@@ -88,14 +88,23 @@ struct mv_flatview {
 	atomic_int refcount;
 	mv_memory *mem;
 	mv_region *root;        /* reference, or NULL */
-	mv_flat_range *ranges;  /* sorted, non-overlapping; each holds a region reference */
+	mv_flat_range *ranges;  /* sorted, non-overlapping */
 	size_t nr, cap;
+	/*
+	 * One reference per rendered region instance, taken while the walk has
+	 * the region in cache; covers every region a range shows.
+	 */
+	mv_region **held;
+	size_t nr_held;
 	mv_dispatch *dispatch;
 };
 
 /* Render @root (may be NULL) into a new simplified FlatView with dispatch. */
 int mv_flatview_generate(mv_memory *mem, mv_region *root, mv_flatview **out);
-/* Paint @root (may be NULL) into @fv's ranges, unsimplified (render.c). */
+/*
+ * Paint @root (may be NULL) into @fv's ranges, unsimplified, and fill
+ * @fv->held with references to the rendered regions (render.c).
+ */
 int mv_render(mv_flatview *fv, mv_region *root);
 /* Insert @fr at index @pos (rendering). -ENOMEM on failure. */
 int mv_flatview_insert(mv_flatview *fv, size_t pos, const mv_flat_range *fr);

@@ -11,24 +11,36 @@
  * We compute the same picture in O(n log n): a walk collects one "piece"
  * per visible terminating region (its clipped range, numbered in render
  * order), then a sweep over the sorted piece starts keeps the active pieces
- * in a min-heap on that number. At every point the earliest-rendered piece
+ * in a min-heap on that number (starts are radix sorted: the whole render is
+ * linear but for the heap). At every point the earliest-rendered piece
  * covering it wins, which is exactly what painting into gaps produces.
  * The test suite checks this against a naive page painter.
  */
 #include "memory/internal.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <string.h>
 
 typedef __int128 s128;   /* render bases can go negative through alias offsets */
 
+/*
+ * One visible terminating region instance. Its index in the pieces array
+ * is its render order: a lower index wins.
+ */
 typedef struct piece {
-	s128 start, end;        /* clipped range in the address space */
+	uint64_t start;         /* clipped range [start, end) in the address space */
+	mv_u128 end;
 	s128 base;              /* address of the region's byte 0 */
 	mv_region *mr;
-	uint32_t seq;           /* render order: lower wins */
-	bool readonly, nonvolatile;
+	uint8_t dirty_log_mask; /* captured while the region is in cache */
+	bool romd_mode, readonly, nonvolatile;
 } piece;
+
+/* Sort key: the start address and the piece index (16 bytes, radix sorted). */
+typedef struct piece_key {
+	uint64_t start;
+	uint32_t idx;
+} piece_key;
 
 typedef struct render_ctx {
 	const mv_allocator *alloc;
@@ -36,6 +48,26 @@ typedef struct render_ctx {
 	size_t nr, cap;
 	int err;
 } render_ctx;
+
+static void add_piece(render_ctx *c, mv_region *mr, s128 base, s128 start, s128 end,
+		      bool readonly, bool nonvolatile)
+{
+	if (mv_grow(c->alloc, (void **)&c->pieces, &c->cap, c->nr + 1, sizeof(piece))) {
+		c->err = -ENOMEM;
+		return;
+	}
+	mv_region_ref(mr);      /* now, while @mr is in cache; the view keeps it */
+	c->pieces[c->nr++] = (piece){
+		.start = (uint64_t)start,
+		.end = (mv_u128)end,
+		.base = base,
+		.mr = mr,
+		.dirty_log_mask = mv_region_dirty_log_mask(mr),
+		.romd_mode = mr->kind == MV_REGION_ROMD && ((mv_romd_region *)mr)->romd_mode,
+		.readonly = readonly,
+		.nonvolatile = nonvolatile,
+	};
+}
 
 static void collect(render_ctx *c, mv_region *mr, s128 base, s128 clip_start, s128 clip_end,
 		    bool readonly, bool nonvolatile)
@@ -61,28 +93,33 @@ static void collect(render_ctx *c, mv_region *mr, s128 base, s128 clip_start, s1
 	}
 	for (size_t i = 0; i < mr->nr_subregions; i++)
 		collect(c, mr->subregions[i], base, start, end, readonly, nonvolatile);
-	if (!mv_region_terminates(mr))
-		return;
-	if (mv_grow(c->alloc, (void **)&c->pieces, &c->cap, c->nr + 1, sizeof(piece))) {
-		c->err = -ENOMEM;
-		return;
-	}
-	c->pieces[c->nr] = (piece){ start, end, base, mr, (uint32_t)c->nr, readonly, nonvolatile };
-	c->nr++;
+	if (mv_region_terminates(mr))
+		add_piece(c, mr, base, start, end, readonly, nonvolatile);
 }
 
-static int cmp_start(const void *a, const void *b)
+/*
+ * LSD radix sort of @k by start, 8 bits a pass, skipping bytes that all keys
+ * share: linear, and stable, so equal starts stay in render order.
+ */
+static void radix_sort(piece_key *k, piece_key *tmp, size_t n)
 {
-	const piece *x = a, *y = b;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t count[257] = { 0 };
 
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+		for (size_t i = 0; i < n; i++)
+			count[((k[i].start >> shift) & 0xff) + 1]++;
+		if (count[((k[0].start >> shift) & 0xff) + 1] == n)
+			continue;
+		for (int b = 0; b < 256; b++)
+			count[b + 1] += count[b];
+		for (size_t i = 0; i < n; i++)
+			tmp[count[(k[i].start >> shift) & 0xff]++] = k[i];
+		memcpy(k, tmp, n * sizeof(*k));
+	}
 }
 
-/* Binary min-heap of piece indices ordered by seq. */
+/* Binary min-heap of piece indices: the lowest index is the first rendered. */
 typedef struct heap {
-	const piece *p;
 	uint32_t *v;
 	size_t n;
 } heap;
@@ -91,7 +128,7 @@ static void heap_push(heap *h, uint32_t idx)
 {
 	size_t i = h->n++;
 
-	while (i && h->p[h->v[(i - 1) / 2]].seq > h->p[idx].seq) {
+	while (i && h->v[(i - 1) / 2] > idx) {
 		h->v[i] = h->v[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
@@ -108,9 +145,9 @@ static void heap_pop(heap *h)
 
 		if (c >= h->n)
 			break;
-		if (c + 1 < h->n && h->p[h->v[c + 1]].seq < h->p[h->v[c]].seq)
+		if (c + 1 < h->n && h->v[c + 1] < h->v[c])
 			c++;
-		if (h->p[h->v[c]].seq >= h->p[last].seq)
+		if (h->v[c] >= last)
 			break;
 		h->v[i] = h->v[c];
 		i = c;
@@ -119,15 +156,15 @@ static void heap_pop(heap *h)
 		h->v[i] = last;
 }
 
-static int emit(mv_flatview *fv, const piece *p, s128 from, s128 to)
+static int emit(mv_flatview *fv, const piece *p, mv_u128 from, mv_u128 to)
 {
 	mv_flat_range fr = {
 		.start = (uint64_t)from,
-		.size = (mv_u128)(to - from),
+		.size = to - from,
 		.mr = p->mr,
-		.offset_in_region = (uint64_t)(from - p->base),
-		.dirty_log_mask = mv_region_dirty_log_mask(p->mr),
-		.romd_mode = p->mr->kind == MV_REGION_ROMD && ((mv_romd_region *)p->mr)->romd_mode,
+		.offset_in_region = (uint64_t)((s128)from - p->base),
+		.dirty_log_mask = p->dirty_log_mask,
+		.romd_mode = p->romd_mode,
 		.readonly = p->readonly,
 		.nonvolatile = p->nonvolatile,
 	};
@@ -135,35 +172,47 @@ static int emit(mv_flatview *fv, const piece *p, s128 from, s128 to)
 	return mv_flatview_insert(fv, fv->nr, &fr);
 }
 
-/* Sweep: at every point the lowest-seq active piece is what QEMU paints. */
-static int sweep(mv_flatview *fv, piece *pc, size_t n, const mv_allocator *alloc)
+/* Sweep the sorted starts: at every point the lowest-index active piece is what QEMU paints. */
+static int sweep(mv_flatview *fv, const piece *pc, const piece_key *k, size_t n, heap *h)
 {
-	heap h = { pc, mv_realloc(alloc, NULL, (n ? n : 1) * sizeof(uint32_t)), 0 };
 	size_t i = 0;
-	s128 x = 0;
+	mv_u128 x = 0;
 	int ret = 0;
 
-	if (!h.v)
-		return -ENOMEM;
-	if (n)
-		qsort(pc, n, sizeof(*pc), cmp_start);
-	while (!ret && (i < n || h.n)) {
-		if (!h.n && pc[i].start > x)
-			x = pc[i].start;
-		while (i < n && pc[i].start <= x)
-			heap_push(&h, (uint32_t)i++);
-		while (h.n && pc[h.v[0]].end <= x)
-			heap_pop(&h);
-		if (!h.n)
+	while (!ret && (i < n || h->n)) {
+		if (!h->n && k[i].start > x)
+			x = k[i].start;
+		while (i < n && k[i].start <= x)
+			heap_push(h, k[i++].idx);
+		while (h->n && pc[h->v[0]].end <= x)
+			heap_pop(h);
+		if (!h->n)
 			continue;
-		s128 next = pc[h.v[0]].end;
+		mv_u128 next = pc[h->v[0]].end;
 
-		if (i < n && pc[i].start < next)
-			next = pc[i].start;
-		ret = emit(fv, &pc[h.v[0]], x, next);
+		if (i < n && k[i].start < next)
+			next = k[i].start;
+		ret = emit(fv, &pc[h->v[0]], x, next);
 		x = next;
 	}
+	return ret;
+}
+
+/* Sort the pieces' starts and sweep them into @fv. */
+static int resolve(mv_flatview *fv, const piece *pc, size_t n, const mv_allocator *alloc)
+{
+	piece_key *k = mv_realloc(alloc, NULL, 2 * (n ? n : 1) * sizeof(*k));
+	heap h = { mv_realloc(alloc, NULL, (n ? n : 1) * sizeof(uint32_t)), 0 };
+	int ret = -ENOMEM;
+
+	if (k && h.v) {
+		for (size_t i = 0; i < n; i++)
+			k[i] = (piece_key){ pc[i].start, (uint32_t)i };
+		radix_sort(k, k + n, n);
+		ret = sweep(fv, pc, k, n, &h);
+	}
 	mv_free(alloc, h.v);
+	mv_free(alloc, k);
 	return ret;
 }
 
@@ -175,7 +224,17 @@ int mv_render(mv_flatview *fv, mv_region *root)
 
 	if (root)
 		collect(&c, root, 0, 0, (s128)MV_2_64, false, false);
-	ret = c.err ? c.err : sweep(fv, c.pieces, c.nr, c.alloc);
+	ret = c.err ? c.err : resolve(fv, c.pieces, c.nr, c.alloc);
+	if (!ret && c.nr) {
+		fv->held = mv_realloc(c.alloc, NULL, c.nr * sizeof(*fv->held));
+		ret = fv->held ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; i < c.nr; i++) {
+		if (ret)
+			mv_region_unref(c.pieces[i].mr);
+		else
+			fv->held[fv->nr_held++] = c.pieces[i].mr;
+	}
 	mv_free(c.alloc, c.pieces);
 	return ret;
 }
