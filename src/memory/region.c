@@ -336,22 +336,30 @@ static bool would_loop(const mv_region *parent, const mv_region *child)
 	return renders_any(child, chain, n, 0);
 }
 
-/* Insert in QEMU's order: before the first child with priority <= ours. */
+/*
+ * Insert in QEMU's order: before the first child with priority <= ours.
+ * Children are sorted by descending priority, so binary search finds it.
+ */
 static int insert_child(mv_region *parent, mv_region *child)
 {
-	size_t pos;
+	size_t lo = 0, hi = parent->nr_subregions;
 	int ret = mv_grow(parent->mem->alloc, (void **)&parent->subregions,
 			  &parent->cap_subregions, parent->nr_subregions + 1,
 			  sizeof(*parent->subregions));
 
 	if (ret)
 		return ret;
-	for (pos = 0; pos < parent->nr_subregions; pos++)
-		if (child->priority >= parent->subregions[pos]->priority)
-			break;
-	memmove(&parent->subregions[pos + 1], &parent->subregions[pos],
-		(parent->nr_subregions - pos) * sizeof(*parent->subregions));
-	parent->subregions[pos] = child;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (child->priority >= parent->subregions[mid]->priority)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	memmove(&parent->subregions[lo + 1], &parent->subregions[lo],
+		(parent->nr_subregions - lo) * sizeof(*parent->subregions));
+	parent->subregions[lo] = child;
 	parent->nr_subregions++;
 	return 0;
 }
