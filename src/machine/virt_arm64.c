@@ -92,7 +92,7 @@ static int virt_layout(const mv_machine_opts *o, struct virt_layout *l, mv_error
 
 static int virt_check(const mv_machine_opts *o, mv_error *err)
 {
-	struct virt_layout l;
+	struct virt_layout l = { 0 };
 
 	return virt_layout(o, &l, err);
 }
@@ -161,7 +161,7 @@ static void virt_pcie(mv_machine *m, const struct virt_layout *l)
 
 static void virt_build(mv_machine *m)
 {
-	struct virt_layout l;
+	struct virt_layout l = { 0 };
 
 	if (virt_layout(&m->opts, &l, m->err)) {
 		m->ret = -EINVAL;

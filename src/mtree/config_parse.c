@@ -225,7 +225,7 @@ static int get_priority(struct entry *e, int *out)
 
 static int get_kind(struct entry *e, mv_region_kind *out)
 {
-	const char *word;
+	const char *word = NULL;
 	int ret = get_string(e, "kind", true, &word);
 
 	if (ret)
