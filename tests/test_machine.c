@@ -468,7 +468,7 @@ static void test_pc_split(void **state)
 		mv_memory *mem = new_mem();
 		mv_machine *m = new_machine(mem, "pc", cases[i].m);
 		mv_address_space *as = mv_machine_memory_as(m);
-		uint64_t s, z;
+		uint64_t s = 0, z = 0;
 
 		assert_true(find_range(as, "pc.ram", 0x100000, &s, &z));
 		assert_int_equal(s + z, cases[i].below);
