@@ -1107,6 +1107,39 @@ static inline bool rt_random_edit(rt_tree *t, bool allow_global)
 	return true;
 }
 
+/*
+ * Common set-up of the randomized tests: a memory system, four shared RAM
+ * blocks (4, 8, 16 and 64 KiB), the painter's canvas and a tree generator
+ * wired to them.
+ */
+static inline void rt_env_init(mv_memory **mem, mv_ramblock **blocks, rt_tree *tree,
+			       uint64_t *rng, ref_canvas *canvas)
+{
+	static const uint64_t sizes[] = { 4096, 8192, 16384, 65536 };
+
+	assert_int_equal(mv_memory_new(NULL, mem), 0);
+	for (size_t i = 0; i < 4; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "rb%zu", i);
+		assert_int_equal(mv_ramblock_new(mv_memory_ram_list(*mem), name, sizes[i],
+						 NULL, &blocks[i], NULL), 0);
+	}
+	ref_canvas_init(canvas, RT_UNIT, RT_CELLS);
+	tree->mem = *mem;
+	tree->rng = rng;
+	tree->blocks = blocks;
+	tree->nblocks = 4;
+}
+
+static inline void rt_env_destroy(mv_memory *mem, mv_ramblock **blocks, ref_canvas *canvas)
+{
+	for (size_t i = 0; i < 4; i++)
+		mv_ramblock_unref(blocks[i]);
+	mv_memory_free(mem);
+	ref_canvas_destroy(canvas);
+}
+
 #endif /* MV_TESTUTIL_H */
 
 #endif

@@ -426,26 +426,13 @@ static bool compare(long idx)
 
 static int setup(void **state)
 {
-	static const uint64_t sizes[] = { 4096, 8192, 16384, 65536 };
 	const char *only = getenv("MV_TREE");
 
 	g = calloc(1, sizeof(*g));
 	assert_non_null(g);
-	assert_int_equal(mv_memory_new(NULL, &g->mem), 0);
-	for (size_t i = 0; i < 4; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "rb%zu", i);
-		assert_int_equal(mv_ramblock_new(mv_memory_ram_list(g->mem), name, sizes[i],
-						 NULL, &g->blocks[i], NULL), 0);
-	}
+	rt_env_init(&g->mem, g->blocks, &g->tree, &g->rng, &g->canvas);
 	g->seed = tu_seed(0x115ea7e4);
 	g->only = only ? strtol(only, NULL, 0) : -1;
-	ref_canvas_init(&g->canvas, RT_UNIT, RT_CELLS);
-	g->tree.mem = g->mem;
-	g->tree.rng = &g->rng;
-	g->tree.blocks = g->blocks;
-	g->tree.nblocks = 4;
 	*state = g;
 	return 0;
 }
@@ -453,10 +440,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < 4; i++)
-		mv_ramblock_unref(g->blocks[i]);
-	mv_memory_free(g->mem);
-	ref_canvas_destroy(&g->canvas);
+	rt_env_destroy(g->mem, g->blocks, &g->canvas);
 	ref_view_free(&g->next);
 	for (int s = 0; s < NR_SPACES; s++)
 		ref_view_free(&g->spaces[s].view);
