@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE     /* asprintf */
 #include "testutil.h"
+#include "mtreeutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,28 +15,6 @@
 #include <unistd.h>
 
 #include "memvirt/mtree.h"
-
-static char *capture(int (*print)(FILE *, mv_memory *), mv_memory *mem)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	assert_non_null(f);
-	assert_int_equal(print(f, mem), 0);
-	fclose(f);
-	return buf;
-}
-
-static void expect(int (*print)(FILE *, mv_memory *), mv_memory *mem, const char *want)
-{
-	char *got = capture(print, mem);
-
-	if (strcmp(got, want))
-		printf("--- want\n%s--- got\n%s---\n", want, got);
-	assert_string_equal(got, want);
-	free(got);
-}
 
 static int count_block(mv_ramblock *rb, void *opaque)
 {
@@ -64,56 +43,8 @@ static int nr_blocks_settled(mv_memory *mem)
 	return nr_blocks(mem);
 }
 
-/* Path of a file in tests/cli/ of the source tree. */
-static const char *cli_file(char *buf, size_t len, const char *name)
-{
-	const char *src = getenv("MV_SRCDIR");
-
-	snprintf(buf, len, "%s/tests/cli/%s", src ? src : "..", name);
-	return buf;
-}
-
 /* ------------------------------------------------------------------ */
 /* Good configs                                                         */
-
-static const char pc_tree[] =
-	"address-space: cpu-memory-0\n"
-	"address-space: memory\n"
-	"  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n"
-	"    0000000000000000-000000000017ffff (prio 0, ram): alias ram-below @pc.ram 0000000000000000-000000000017ffff\n"
-	"    0000000000000000-ffffffffffffffff (prio -1, i/o): pci\n"
-	"      00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios 0000000000020000-000000000003ffff\n"
-	"      00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"    00000000000e0000-00000000000fffff (prio 1, i/o): alias pam @pci 00000000000e0000-00000000000fffff\n"
-	"    00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n"
-	"    00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\n"
-	"    0000000100000000-000000010007ffff (prio 0, ram): alias ram-above @pc.ram 0000000000180000-00000000001fffff\n"
-	"\n"
-	"memory-region: pc.ram\n"
-	"  0000000000000000-00000000001fffff (prio 0, ram): pc.ram\n"
-	"\n"
-	"memory-region: pc.bios\n"
-	"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"\n"
-	"memory-region: pci\n"
-	"  0000000000000000-ffffffffffffffff (prio -1, i/o): pci\n"
-	"    00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios 0000000000020000-000000000003ffff\n"
-	"    00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"\n";
-
-static const char pc_flat[] =
-	"FlatView #0\n"
-	" AS \"memory\", root: system\n"
-	" AS \"cpu-memory-0\", root: system\n"
-	" Root memory region: system\n"
-	"  0000000000000000-00000000000dffff (prio 0, ram): pc.ram\n"
-	"  00000000000e0000-00000000000fffff (prio 0, rom): pc.bios @0000000000020000\n"
-	"  0000000000100000-000000000017ffff (prio 0, ram): pc.ram @0000000000100000\n"
-	"  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n"
-	"  00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\n"
-	"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"  0000000100000000-000000010007ffff (prio 0, ram): pc.ram @0000000000180000\n"
-	"\n";
 
 /* The pc-like layout of tests/cli/pc-like.json, loaded from the file. */
 static void test_pc_like_file(void **state)
@@ -125,57 +56,16 @@ static void test_pc_like_file(void **state)
 
 	(void)state;
 	assert_int_equal(mv_memory_new(NULL, &mem), 0);
-	assert_int_equal(mv_config_load(mem, cli_file(path, sizeof(path), "pc-like.json"),
+	assert_int_equal(mv_config_load(mem, mtu_cli_file(path, sizeof(path), "pc-like.json"),
 					NULL, &cfg, &err), 0);
-	expect(mv_mtree_print_tree, mem, pc_tree);
-	expect(mv_mtree_print_flat, mem, pc_flat);
+	mtu_expect_golden(mv_mtree_print_tree, mem, "pc-like.tree");
+	mtu_expect_golden(mv_mtree_print_flat, mem, "pc-like.flat");
 	assert_int_equal(nr_blocks(mem), 2);
 	mv_config_free(cfg);
 	assert_int_equal(mv_memory_nr_address_spaces(mem), 0);
 	assert_int_equal(nr_blocks_settled(mem), 0);
 	mv_memory_free(mem);
 }
-
-static const char features_flat[] =
-	"FlatView #0\n"
-	" AS \"memory\", root: system\n"
-	" AS \"dma\", root: dma-window, alias system\n"
-	" Root memory region: system\n"
-	"  0000000000000000-000000000007ffff (prio 0, ram): ram\n"
-	"  00000000000e0000-00000000000fffff (prio 0, rom): ram @00000000000e0000\n"
-	"  00000000fe000000-00000000fe0fffff (prio 0, i/o): reserved\n"
-	"  00000000fe100000-00000000fe1007ff (prio 0, i/o): uart\n"
-	"  00000000fe100800-00000000fe1017ff (prio 0, i/o): uart-late\n"
-	"  00000000ffff0000-00000000ffffffff (prio 0, romd): flash\n"
-	"\n"
-	"FlatView #1\n"
-	" AS \"I/O\", root: io\n"
-	" Root memory region: io\n"
-	"  0000000000000000-000000000000001f (prio 0, i/o): io\n"
-	"  0000000000000020-0000000000000021 (prio 0, i/o): pic\n"
-	"  0000000000000022-000000000000ffff (prio 0, i/o): io @0000000000000022\n"
-	"\n";
-
-static const char features_tree_head[] =
-	"address-space: memory\n"
-	"  0000000000000000-00000000ffffffff (prio 0, i/o): system\n"
-	"    0000000000000000-000000000007ffff (prio 0, ram): alias ram-low @ram 0000000000000000-000000000007ffff\n"
-	"    00000000000e0000-00000000000fffff (prio 1, ram): alias pam @ram 00000000000e0000-00000000000fffff\n"
-	"    00000000fe000000-00000000fe0fffff (prio 0, i/o): reserved\n"
-	"    00000000fe100000-00000000fe100fff (prio 0, i/o): uart\n"
-	"    00000000fe100800-00000000fe1017ff (prio 0, i/o): uart-late\n"
-	"    00000000ffff0000-00000000ffffffff (prio 0, romd): flash\n"
-	"\n"
-	"address-space: I/O\n"
-	"  0000000000000000-000000000000ffff (prio 0, i/o): io\n"
-	"    0000000000000020-0000000000000021 (prio 0, i/o): pic\n"
-	"\n"
-	"address-space: dma\n"
-	"  0000000000000000-00000000ffffffff (prio 0, i/o): alias dma-window @system 0000000000000000-00000000ffffffff\n"
-	"\n"
-	"memory-region: ram\n"
-	"  0000000000000000-00000000000fffff (prio 0, ram): ram\n"
-	"\n";
 
 /*
  * ids differing from names, a disabled and a readonly alias, ROM device,
@@ -188,18 +78,13 @@ static void test_features_file(void **state)
 	mv_memory *mem;
 	mv_config *cfg;
 	mv_error err;
-	char *tree;
 
 	(void)state;
 	assert_int_equal(mv_memory_new(NULL, &mem), 0);
-	assert_int_equal(mv_config_load(mem, cli_file(path, sizeof(path), "features.json"),
+	assert_int_equal(mv_config_load(mem, mtu_cli_file(path, sizeof(path), "features.json"),
 					NULL, &cfg, &err), 0);
-	expect(mv_mtree_print_flat, mem, features_flat);
-	tree = capture(mv_mtree_print_tree, mem);
-	if (strncmp(tree, features_tree_head, strlen(features_tree_head)))
-		printf("--- want\n%s--- got\n%s---\n", features_tree_head, tree);
-	assert_memory_equal(tree, features_tree_head, strlen(features_tree_head));
-	free(tree);
+	mtu_expect_golden(mv_mtree_print_flat, mem, "features.flat");
+	mtu_expect_golden(mv_mtree_print_tree, mem, "features.tree");
 	/* RAM blocks are named by id: "ram" and "flash". */
 	assert_non_null(mv_ram_list_find(mv_memory_ram_list(mem), "ram"));
 	assert_non_null(mv_ram_list_find(mv_memory_ram_list(mem), "flash"));
@@ -230,7 +115,7 @@ static void test_inline(void **state)
 	(void)state;
 	assert_int_equal(mv_memory_new(NULL, &mem), 0);
 	assert_int_equal(mv_config_load(mem, NULL, json, &cfg, &err), 0);
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: r\n"
 	       " Root memory region: r\n"
@@ -259,7 +144,7 @@ static void test_file_order(void **state)
 	(void)state;
 	assert_int_equal(mv_memory_new(NULL, &mem), 0);
 	assert_int_equal(mv_config_load(mem, NULL, json, &cfg, &err), 0);
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: c\n"
 	       " Root memory region: c\n"
@@ -535,7 +420,7 @@ static void inject_failures(bool fail_all)
 	char path[4096];
 	unsigned long n;
 
-	cli_file(path, sizeof(path), "features.json");
+	mtu_cli_file(path, sizeof(path), "features.json");
 	for (n = 1; ; n++) {
 		tu_failing_alloc fa;
 		mv_memory *mem;

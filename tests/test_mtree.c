@@ -4,6 +4,7 @@
  * board and on the cases its documentation describes).
  */
 #include "testutil.h"
+#include "mtreeutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,29 +80,6 @@ static mv_address_space *space(mv_memory *mem, mv_region *root, const char *name
 	return as;
 }
 
-/* Output of @print as a malloc'ed string. */
-static char *capture(int (*print)(FILE *, mv_memory *), mv_memory *mem)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	assert_non_null(f);
-	assert_int_equal(print(f, mem), 0);
-	fclose(f);
-	return buf;
-}
-
-static void expect(int (*print)(FILE *, mv_memory *), mv_memory *mem, const char *want)
-{
-	char *got = capture(print, mem);
-
-	if (strcmp(got, want))
-		printf("--- want\n%s--- got\n%s---\n", want, got);
-	assert_string_equal(got, want);
-	free(got);
-}
-
 /* Free spaces, drop the root references, free the memory system. */
 static void teardown(mv_memory *mem, mv_region **roots, size_t nr)
 {
@@ -114,45 +92,6 @@ static void teardown(mv_memory *mem, mv_region **roots, size_t nr)
 
 /* ------------------------------------------------------------------ */
 /* A pc-like layout: aliases into RAM, a PCI hole, PAM, overlap by prio */
-
-static const char pc_tree[] =
-	"address-space: cpu-memory-0\n"
-	"address-space: memory\n"
-	"  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n"
-	"    0000000000000000-000000000017ffff (prio 0, ram): alias ram-below @pc.ram 0000000000000000-000000000017ffff\n"
-	"    0000000000000000-ffffffffffffffff (prio -1, i/o): pci\n"
-	"      00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios 0000000000020000-000000000003ffff\n"
-	"      00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"    00000000000e0000-00000000000fffff (prio 1, i/o): alias pam @pci 00000000000e0000-00000000000fffff\n"
-	"    00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n"
-	"    00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\n"
-	"    0000000100000000-000000010007ffff (prio 0, ram): alias ram-above @pc.ram 0000000000180000-00000000001fffff\n"
-	"\n"
-	"memory-region: pc.ram\n"
-	"  0000000000000000-00000000001fffff (prio 0, ram): pc.ram\n"
-	"\n"
-	"memory-region: pc.bios\n"
-	"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"\n"
-	"memory-region: pci\n"
-	"  0000000000000000-ffffffffffffffff (prio -1, i/o): pci\n"
-	"    00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios 0000000000020000-000000000003ffff\n"
-	"    00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"\n";
-
-static const char pc_flat[] =
-	"FlatView #0\n"
-	" AS \"memory\", root: system\n"
-	" AS \"cpu-memory-0\", root: system\n"
-	" Root memory region: system\n"
-	"  0000000000000000-00000000000dffff (prio 0, ram): pc.ram\n"
-	"  00000000000e0000-00000000000fffff (prio 0, rom): pc.bios @0000000000020000\n"
-	"  0000000000100000-000000000017ffff (prio 0, ram): pc.ram @0000000000100000\n"
-	"  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n"
-	"  00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\n"
-	"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
-	"  0000000100000000-000000010007ffff (prio 0, ram): pc.ram @0000000000180000\n"
-	"\n";
 
 static void test_pc_like(void **state)
 {
@@ -177,8 +116,8 @@ static void test_pc_like(void **state)
 	space(mem, sys, "cpu-memory-0");
 	mv_memory_commit(mem);
 
-	expect(mv_mtree_print_tree, mem, pc_tree);
-	expect(mv_mtree_print_flat, mem, pc_flat);
+	mtu_expect_golden(mv_mtree_print_tree, mem, "pc-like.tree");
+	mtu_expect_golden(mv_mtree_print_flat, mem, "pc-like.flat");
 	teardown(mem, roots, 2);
 }
 
@@ -197,7 +136,7 @@ static void test_overlap(void **state)
 	add(root, 0x2000, io(mem, "d", 0x1000), 2);      /* same address, lower prio */
 	space(mem, root, "as");
 
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: as\n"
 	       "  0000000000000000-000000000000ffff (prio 0, i/o): root\n"
 	       "    0000000000000000-0000000000007fff (prio 0, i/o): a\n"
@@ -205,7 +144,7 @@ static void test_overlap(void **state)
 	       "    0000000000002000-0000000000002fff (prio 2, i/o): d\n"
 	       "    0000000000004000-000000000000bfff (prio 0, i/o): b\n"
 	       "\n");
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: root\n"
 	       " Root memory region: root\n"
@@ -242,7 +181,7 @@ static void test_disabled(void **state)
 	 * QEMU 7.2 with display_disabled=false prints disabled children too.
 	 * The view's root is "on", the only enabled child covering offset 0.
 	 */
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: as\n"
 	       "  0000000000000000-000000000000ffff (prio 0, i/o): root\n"
 	       "    0000000000000000-0000000000000fff (prio 0, i/o): on\n"
@@ -251,7 +190,7 @@ static void test_disabled(void **state)
 	       "memory-region: target\n"
 	       "  0000000000000000-0000000000000fff (prio 0, i/o): target\n"
 	       "\n");
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: root\n"
 	       " Root memory region: on\n"
@@ -286,7 +225,7 @@ static void test_attributes(void **state)
 	add(root, 0x80000, mv_romd_region_base(flash), 0);
 	space(mem, root, "as");
 
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: as\n"
 	       "  0000000000000000-00000000000fffff (prio 0, i/o): root\n"
 	       "    0000000000010000-000000000001ffff (prio 0, i/o): ro-window\n"
@@ -294,7 +233,7 @@ static void test_attributes(void **state)
 	       "    0000000000040000-0000000000041fff (prio 0, nv-ram): nvram\n"
 	       "    0000000000080000-0000000000080fff (prio 0, romd): flash\n"
 	       "\n");
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: root\n"
 	       " Root memory region: root\n"
@@ -305,7 +244,7 @@ static void test_attributes(void **state)
 
 	/* A ROM device out of romd mode is dispatched to its callbacks: "i/o". */
 	mv_romd_region_set_mode(flash, false);
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: root\n"
 	       " Root memory region: root\n"
@@ -334,7 +273,7 @@ static void test_views(void **state)
 	space(mem, whole, "dma");
 	space(mem, empty, "i440FX");
 
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"PIIX3\", root: bus master container\n"
 	       " AS \"i440FX\", root: bus master container\n"
@@ -347,7 +286,7 @@ static void test_views(void **state)
 	       " Root memory region: system\n"
 	       "  0000000000001000-00000000000010ff (prio 0, i/o): dev\n"
 	       "\n");
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: PIIX3\n"
 	       "address-space: i440FX\n"
 	       "  0000000000000000-ffffffffffffffff (prio 0, i/o): bus master container\n"
@@ -381,7 +320,7 @@ static void test_alias_chain(void **state)
 	add(root, 0x40000, alias(mem, "outer", mid, 0x1000, 0x2000), 0);
 	space(mem, root, "as");
 
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: as\n"
 	       "  0000000000000000-00000000000fffff (prio 0, i/o): root\n"
 	       "    0000000000040000-0000000000041fff (prio 0, ram): alias outer @mid 0000000000001000-0000000000002fff\n"
@@ -392,7 +331,7 @@ static void test_alias_chain(void **state)
 	       "memory-region: ram\n"
 	       "  0000000000000000-000000000000ffff (prio 0, ram): ram\n"
 	       "\n");
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"as\", root: root\n"
 	       " Root memory region: root\n"
@@ -414,7 +353,7 @@ static void test_io_with_children(void **state)
 	add(root, 0x70, io(mem, "rtc", 0x2), 0);
 	space(mem, root, "I/O");
 
-	expect(mv_mtree_print_flat, mem,
+	mtu_expect(mv_mtree_print_flat, mem,
 	       "FlatView #0\n"
 	       " AS \"I/O\", root: io\n"
 	       " Root memory region: io\n"
@@ -443,7 +382,7 @@ static void test_overflow(void **state)
 	add(root, 0xfffffffffffff000ull, top, 0);
 	space(mem, root, "as");
 
-	expect(mv_mtree_print_tree, mem,
+	mtu_expect(mv_mtree_print_tree, mem,
 	       "address-space: as\n"
 	       "  0000000000000000-ffffffffffffffff (prio 0, i/o): root\n"
 	       "    fffffffffffff000-ffffffffffffffff (prio 0, i/o): top\n"
@@ -459,8 +398,8 @@ static void test_nothing(void **state)
 	mv_memory *mem = new_mem();
 
 	(void)state;
-	expect(mv_mtree_print_tree, mem, "");
-	expect(mv_mtree_print_flat, mem, "");
+	mtu_expect(mv_mtree_print_tree, mem, "");
+	mtu_expect(mv_mtree_print_flat, mem, "");
 	mv_memory_free(mem);
 }
 
@@ -475,7 +414,7 @@ static void test_svg(void **state)
 	add(root, 0x1000, io(mem, "a<b&c", 0x10), 0);
 	add(root, 0x100000, ram(mem, "ram", 0x100000, false), 0);
 	space(mem, root, "memory");
-	svg = capture(mv_mtree_print_svg, mem);
+	svg = mtu_capture(mv_mtree_print_svg, mem);
 	assert_non_null(strstr(svg, "<?xml"));
 	assert_non_null(strstr(svg, "a&lt;b&amp;c"));
 	assert_non_null(strstr(svg, "0x0000000000100000"));
