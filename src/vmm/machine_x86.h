@@ -1,0 +1,97 @@
+/*
+ * The memvirt x86 machine: a microvm-like layout built with the memory
+ * model, its devices and PVH boot (the guest ABI is in
+ * include/memvirt/testdev_abi.h).
+ *
+ * Layout: one RAM block "guest.ram" shown through the aliases
+ * "ram-below-4g" (up to MVT_LOWMEM_END) and "ram-above-4g" (the rest, from
+ * 4 GiB); the container "mmio-window" [MVT_MMIO_WINDOW_BASE,
+ * MVT_MMIO_WINDOW_END) holding the test device; the ROM "memvirt.rom" at
+ * MVT_ROM_BASE. Ports: debugcon, isa-debug-exit, COM1 16550, test device.
+ *
+ * The devices call back into the VMM through vmm_hooks; device callbacks
+ * run on the vCPU thread that made the access.
+ */
+#ifndef MEMVIRT_VMM_MACHINE_X86_H
+#define MEMVIRT_VMM_MACHINE_X86_H
+
+#include "memvirt/hv.h"
+#include "memvirt/memory.h"
+#include "memvirt/ramblock.h"
+
+typedef struct vmm_hooks {
+	void *opaque;
+	/* A byte written to debugcon (@src "debugcon") or the UART ("com1"). */
+	void (*console_out)(void *opaque, const char *src, uint8_t byte);
+	/* isa-debug-exit was written: the VM should end with @status = (v << 1) | 1. */
+	void (*guest_exit)(void *opaque, int status);
+	/* The vCPU making the current access (the VMM keeps it per thread). */
+	unsigned (*current_vcpu)(void *opaque);
+	/*
+	 * Test device: @vcpu declared its dirty working set [gpa, gpa + pages *
+	 * 4 KiB); the VMM forgets any dirty state there so round 1 starts clean.
+	 */
+	void (*ws_register)(void *opaque, unsigned vcpu, uint64_t gpa, uint64_t pages);
+	/*
+	 * Test device: end of round @round of @vcpu, which reported the @n guest
+	 * frame numbers in @gfns (in report order, no duplicates) since the
+	 * previous round end. Returns the number of mismatching pages between
+	 * the dirty log of the working set and @gfns (0 = exact).
+	 */
+	uint64_t (*round_end)(void *opaque, unsigned vcpu, uint32_t round,
+			      const uint64_t *gfns, size_t n);
+	/* Test device: a RESULT value. */
+	void (*result)(void *opaque, unsigned vcpu, uint64_t value);
+} vmm_hooks;
+
+typedef struct vmm_x86_machine vmm_x86_machine;
+
+/*
+ * Build the machine in @mem (which must be otherwise empty) with @ram_size
+ * bytes of RAM (a multiple of 2 MiB, at least 16 MiB) for @nr_vcpus vCPUs.
+ * @hooks is copied. Errors (-EINVAL/-ENOMEM with a sentence naming the
+ * option): bad size, RAM allocation failure.
+ */
+int vmm_x86_machine_new(mv_memory *mem, uint64_t ram_size, unsigned nr_vcpus,
+			const vmm_hooks *hooks, vmm_x86_machine **out, mv_error *err);
+/* Free the machine and everything it built in the memory system. */
+void vmm_x86_machine_free(vmm_x86_machine *m);
+
+mv_address_space *vmm_x86_memory_as(vmm_x86_machine *m);
+mv_address_space *vmm_x86_io_as(vmm_x86_machine *m);
+mv_ramblock *vmm_x86_ram(vmm_x86_machine *m);
+uint64_t vmm_x86_ram_size(const vmm_x86_machine *m);
+
+/*
+ * Guest-physical RAM ranges of the machine in address order (the e820
+ * "usable" entries): returns how many, filling up to @max pairs.
+ */
+size_t vmm_x86_ram_ranges(const vmm_x86_machine *m, uint64_t (*ranges)[2], size_t max);
+
+/* Result of loading a PVH kernel. */
+typedef struct vmm_pvh_boot {
+	uint32_t entry;          /* XEN_ELFNOTE_PHYS32_ENTRY */
+	uint64_t start_info;     /* guest physical address of hvm_start_info */
+	uint64_t image_start, image_end; /* lowest and highest byte loaded + 1 */
+} vmm_pvh_boot;
+
+/*
+ * Load the PVH ELF image @elf (@size bytes; @name for messages) into guest
+ * RAM: its PT_LOAD segments (file bytes, then zeroes up to p_memsz), and
+ * an hvm_start_info (version 1) with the memory map and @cmdline (may be
+ * NULL). One sentence and -EINVAL, nothing written, for: not an ELF /
+ * wrong class or machine, truncated file or headers, a segment outside
+ * RAM, no XEN_ELFNOTE_PHYS32_ENTRY note.
+ */
+int vmm_pvh_load(vmm_x86_machine *m, const void *elf, size_t size, const char *name,
+		 const char *cmdline, vmm_pvh_boot *out, mv_error *err);
+
+/*
+ * Put @vcpu in the PVH entry state: 32-bit flat protected mode, paging
+ * off, CS/DS/ES/SS flat 4 GiB, EIP = entry, EBX = start_info, EFLAGS = 2;
+ * CPUID = the accelerator's supported CPUID with this vCPU's APIC id.
+ */
+int vmm_x86_vcpu_boot_state(hv_vm *vm, hv_vcpu *vcpu, const vmm_pvh_boot *boot,
+			    mv_error *err);
+
+#endif
