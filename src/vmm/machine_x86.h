@@ -10,7 +10,9 @@
  * MVT_ROM_BASE. Ports: debugcon, isa-debug-exit, COM1 16550, test device.
  *
  * The devices call back into the VMM through vmm_hooks; device callbacks
- * run on the vCPU thread that made the access.
+ * run on the vCPU thread that made the access (or, for writes queued in a
+ * coalesced zone, on the thread that drains the ring). Devices call no
+ * hook while holding a device lock, so a hook may access the machine.
  */
 #ifndef MEMVIRT_VMM_MACHINE_X86_H
 #define MEMVIRT_VMM_MACHINE_X86_H
@@ -19,13 +21,14 @@
 #include "memvirt/memory.h"
 #include "memvirt/ramblock.h"
 
+/* Any hook may be NULL: the device then does nothing (see each hook). */
 typedef struct vmm_hooks {
 	void *opaque;
 	/* A byte written to debugcon (@src "debugcon") or the UART ("com1"). */
 	void (*console_out)(void *opaque, const char *src, uint8_t byte);
 	/* isa-debug-exit was written: the VM should end with @status = (v << 1) | 1. */
 	void (*guest_exit)(void *opaque, int status);
-	/* The vCPU making the current access (the VMM keeps it per thread). */
+	/* The vCPU making the current access (the VMM keeps it per thread); NULL: 0. */
 	unsigned (*current_vcpu)(void *opaque);
 	/*
 	 * Test device: @vcpu declared its dirty working set [gpa, gpa + pages *
@@ -36,7 +39,8 @@ typedef struct vmm_hooks {
 	 * Test device: end of round @round of @vcpu, which reported the @n guest
 	 * frame numbers in @gfns (in report order, no duplicates) since the
 	 * previous round end. Returns the number of mismatching pages between
-	 * the dirty log of the working set and @gfns (0 = exact).
+	 * the dirty log of the working set and @gfns (0 = exact). NULL: 0.
+	 * @gfns is only valid during the call.
 	 */
 	uint64_t (*round_end)(void *opaque, unsigned vcpu, uint32_t round,
 			      const uint64_t *gfns, size_t n);
@@ -46,25 +50,42 @@ typedef struct vmm_hooks {
 
 typedef struct vmm_x86_machine vmm_x86_machine;
 
+/* vCPU ids must fit the 8-bit initial APIC id of CPUID leaf 1. */
+#define VMM_X86_MAX_VCPUS 256u
+
 /*
  * Build the machine in @mem (which must be otherwise empty) with @ram_size
- * bytes of RAM (a multiple of 2 MiB, at least 16 MiB) for @nr_vcpus vCPUs.
- * @hooks is copied. Errors (-EINVAL/-ENOMEM with a sentence naming the
- * option): bad size, RAM allocation failure.
+ * bytes of RAM (a multiple of 2 MiB, at least 16 MiB, ending below 2^52)
+ * for @nr_vcpus vCPUs (1..VMM_X86_MAX_VCPUS). @hooks is copied (NULL: no
+ * hooks). Errors (-EINVAL/-ENOMEM with a sentence naming the option, "-m"
+ * or "-smp"): bad size or vCPU count, RAM allocation failure.
  */
 int vmm_x86_machine_new(mv_memory *mem, uint64_t ram_size, unsigned nr_vcpus,
 			const vmm_hooks *hooks, vmm_x86_machine **out, mv_error *err);
-/* Free the machine and everything it built in the memory system. */
+/*
+ * Free the machine and everything it built in the memory system. No vCPU
+ * may be running: device state goes at once. NULL is a no-op.
+ */
 void vmm_x86_machine_free(vmm_x86_machine *m);
 
 mv_address_space *vmm_x86_memory_as(vmm_x86_machine *m);
 mv_address_space *vmm_x86_io_as(vmm_x86_machine *m);
 mv_ramblock *vmm_x86_ram(vmm_x86_machine *m);
 uint64_t vmm_x86_ram_size(const vmm_x86_machine *m);
+unsigned vmm_x86_nr_vcpus(const vmm_x86_machine *m);
+
+/*
+ * Byte @offset of "memvirt.rom": MVT_ROM_MAGIC (little endian) in bytes
+ * 0..7, then the fixed pattern (offset >> 8) ^ offset ^ 0x5a (low 8 bits),
+ * so a guest or test can check any byte it reads.
+ */
+uint8_t vmm_x86_rom_byte(uint64_t offset);
 
 /*
  * Guest-physical RAM ranges of the machine in address order (the e820
- * "usable" entries): returns how many, filling up to @max pairs.
+ * "usable" entries) as {gpa, size} pairs: returns how many there are (1
+ * or 2), filling at most @max pairs. ranges[i][0] is the first GPA,
+ * ranges[i][1] the length in bytes.
  */
 size_t vmm_x86_ram_ranges(const vmm_x86_machine *m, uint64_t (*ranges)[2], size_t max);
 
