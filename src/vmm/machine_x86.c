@@ -146,6 +146,26 @@ static mv_ramblock *block(vmm_x86_machine *m, const char *name, uint64_t size, b
 /* ------------------------------------------------------------------ */
 /* The layout                                                           */
 
+/*
+ * The port space root: ports nobody decodes read all ones and ignore
+ * writes, without a bus error, as on a PC's ISA bus (and QEMU's
+ * unassigned_io_ops), so probing guests see "no device" rather than a fault.
+ */
+static mv_memtx io_unassigned_read(void *opaque, uint64_t addr, uint64_t *data, unsigned size)
+{
+	(void)opaque;
+	(void)addr;
+	*data = size >= 8 ? ~0ULL : (1ULL << (size * 8)) - 1;
+	return MV_MEMTX_OK;
+}
+
+static const mv_region_ops io_unassigned_ops = {
+	.read = io_unassigned_read,
+	.endianness = MV_ENDIAN_LITTLE,
+	.valid = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
+	.impl = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
+};
+
 static void build_roots(vmm_x86_machine *m)
 {
 	mv_io_region *io;
@@ -154,8 +174,7 @@ static void build_roots(vmm_x86_machine *m)
 	m->system = container(m, "system", MV_2_64);
 	if (m->ret)
 		return;
-	/* Ports nobody decodes read all ones, without a bus error (a PC's I/O bus). */
-	ret = mv_io_region_new(m->mem, "io", 0x10000, NULL, NULL, &io);
+	ret = mv_io_region_new(m->mem, "io", 0x10000, &io_unassigned_ops, NULL, &io);
 	if (ret)
 		return build_fail(m, ret, "io");
 	m->io = own(m, mv_io_region_base(io));
