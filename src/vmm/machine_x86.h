@@ -89,6 +89,14 @@ uint8_t vmm_x86_rom_byte(uint64_t offset);
  */
 size_t vmm_x86_ram_ranges(const vmm_x86_machine *m, uint64_t (*ranges)[2], size_t max);
 
+/*
+ * The PVH boot area: hvm_start_info at VMM_PVH_START_INFO, then the
+ * memory map (+0x80) and the command line (+0x200, up to VMM_PVH_BOOT_END).
+ * Low RAM that kernels do not load into (they load at 1 MiB and above).
+ */
+#define VMM_PVH_START_INFO 0x6000u
+#define VMM_PVH_BOOT_END 0x8000u
+
 /* Result of loading a PVH kernel. */
 typedef struct vmm_pvh_boot {
 	uint32_t entry;          /* XEN_ELFNOTE_PHYS32_ENTRY */
@@ -99,10 +107,16 @@ typedef struct vmm_pvh_boot {
 /*
  * Load the PVH ELF image @elf (@size bytes; @name for messages) into guest
  * RAM: its PT_LOAD segments (file bytes, then zeroes up to p_memsz), and
- * an hvm_start_info (version 1) with the memory map and @cmdline (may be
- * NULL). One sentence and -EINVAL, nothing written, for: not an ELF /
- * wrong class or machine, truncated file or headers, a segment outside
- * RAM, no XEN_ELFNOTE_PHYS32_ENTRY note.
+ * an hvm_start_info (version 1) with the memory map (the RAM ranges, type
+ * 1) and @cmdline (may be NULL: cmdline_paddr 0). ELF32 and ELF64, EM_386
+ * and EM_X86_64 are accepted; the entry note's value may be 4 or 8 bytes.
+ * One sentence naming @name and -EINVAL, nothing written, for: not an
+ * ELF / wrong class, byte order or machine, truncated file or headers, a
+ * segment outside RAM, wrapping, or overlapping the boot area, a
+ * malformed note, no XEN_ELFNOTE_PHYS32_ENTRY note, an entry outside the
+ * loaded segments, a command line longer than the boot area holds.
+ * Guest RAM is written through the RAM block (marked dirty, as a guest
+ * write would be); call before the vCPUs run.
  */
 int vmm_pvh_load(vmm_x86_machine *m, const void *elf, size_t size, const char *name,
 		 const char *cmdline, vmm_pvh_boot *out, mv_error *err);
