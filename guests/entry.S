@@ -1,0 +1,181 @@
+/*
+ * PVH entry of the memvirt test guest (32-bit flat protected mode, paging
+ * off, EBX = hvm_start_info), the switch to long mode on static boot page
+ * tables, and the exception entry stubs. Every vCPU enters here (memvirt
+ * convention, docs/guests.md); only APIC id 0 prints the boot line.
+ */
+#define MAX_CPUS 64
+#define KSTACK_SHIFT 13                 /* KSTACK_SIZE = 8 KiB */
+
+/* ---- ELF note: XEN_ELFNOTE_PHYS32_ENTRY (type 18, name "Xen") ---- */
+	.section .note.Xen, "a", @note
+	.p2align 2
+	.long 4                         /* namesz */
+	.long 4                         /* descsz */
+	.long 18                        /* XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.long pvh_entry
+
+/* ---- 32-bit entry ---- */
+	.section .text.boot, "ax"
+	.code32
+	.globl pvh_entry
+pvh_entry:
+	mov $1, %eax
+	mov %ebx, %edi                  /* keep start_info: cpuid clobbers EBX */
+	cpuid
+	shr $24, %ebx                   /* CPUID.1:EBX[31:24] = initial APIC id */
+	mov %ebx, %ebp
+	test %ebp, %ebp
+	jnz 1f
+	cld
+	mov $boot_msg, %esi
+	mov $boot_msg_end - boot_msg, %ecx
+	mov $0xe9, %dx
+	rep outsb                       /* "memvirt-guest: boot\n" */
+1:	cmp $MAX_CPUS, %ebp
+	jae park32
+	lgdt boot_gdtr
+	mov %cr4, %eax
+	or $0x20, %eax                  /* CR4.PAE */
+	mov %eax, %cr4
+	mov $boot_pml4, %eax
+	mov %eax, %cr3
+	mov $0xc0000080, %ecx           /* IA32_EFER */
+	rdmsr
+	or $0x100, %eax                 /* EFER.LME */
+	wrmsr
+	mov %cr0, %eax
+	or $0x80010021, %eax            /* CR0.PG | CR0.WP | CR0.NE | CR0.PE */
+	mov %eax, %cr0
+	ljmp $0x08, $entry64
+park32:
+	cli
+	hlt
+	jmp park32
+
+	.code64
+entry64:
+	mov $0x10, %eax
+	mov %eax, %ds
+	mov %eax, %es
+	mov %eax, %ss
+	xor %eax, %eax
+	mov %eax, %fs
+	mov %eax, %gs
+	mov %ebp, %eax
+	inc %eax
+	shl $KSTACK_SHIFT, %rax
+	add $kstacks, %rax
+	mov %rax, %rsp                  /* top of kstacks[apic id] */
+	mov %edi, %esi                  /* start_info */
+	mov %ebp, %edi                  /* cpu */
+	call cpu_setup                  /* does not return */
+1:	cli
+	hlt
+	jmp 1b
+
+/* ---- exception stubs: vectors 0..31, frame = vector, error code, CPU frame ---- */
+	.section .text
+	/* vectors with an error code: 8, 10-14, 17, 21, 29, 30 */
+	.macro stub v
+	.p2align 4
+exc_stub_\v:
+	.if !(\v == 8 || (\v >= 10 && \v <= 14) || \v == 17 || \v == 21 || \v == 29 || \v == 30)
+	pushq $0                        /* no error code: push a zero */
+	.endif
+	pushq $\v
+	jmp exc_common
+	.endm
+
+	.altmacro
+	.set v, 0
+	.rept 32
+	stub %v
+	.set v, v + 1
+	.endr
+
+exc_common:
+	push %rax
+	push %rcx
+	push %rdx
+	push %rbx
+	push %rbp
+	push %rsi
+	push %rdi
+	push %r8
+	push %r9
+	push %r10
+	push %r11
+	push %r12
+	push %r13
+	push %r14
+	push %r15
+	mov %rsp, %rdi
+	mov %rsp, %rbx
+	and $-16, %rsp
+	call exception_handler          /* returns only for an emulated CPL3 port access */
+	mov %rbx, %rsp
+	pop %r15
+	pop %r14
+	pop %r13
+	pop %r12
+	pop %r11
+	pop %r10
+	pop %r9
+	pop %r8
+	pop %rdi
+	pop %rsi
+	pop %rbp
+	pop %rbx
+	pop %rdx
+	pop %rcx
+	pop %rax
+	add $16, %rsp                   /* vector, error code */
+	iretq
+
+	.section .rodata
+	.p2align 3
+	.globl exc_stubs
+exc_stubs:
+	.macro stubaddr v
+	.quad exc_stub_\v
+	.endm
+	.set v, 0
+	.rept 32
+	stubaddr %v
+	.set v, v + 1
+	.endr
+
+boot_msg:
+	.ascii "memvirt-guest: boot\n"
+boot_msg_end:
+
+/* ---- boot GDT and page tables (identity, 0..4 GiB, 2 MiB pages) ---- */
+	.section .data
+	.p2align 3
+boot_gdt:
+	.quad 0
+	.quad 0x00af9a000000ffff        /* 0x08: code64, DPL0 */
+	.quad 0x00cf92000000ffff        /* 0x10: data, DPL0 */
+boot_gdt_end:
+boot_gdtr:
+	.word boot_gdt_end - boot_gdt - 1
+	.long boot_gdt
+
+	.p2align 12
+boot_pml4:
+	.quad boot_pdpt + 0x3
+	.fill 511, 8, 0
+boot_pdpt:
+	.quad boot_pd + 0x3
+	.quad boot_pd + 0x1003
+	.quad boot_pd + 0x2003
+	.quad boot_pd + 0x3003
+	.fill 508, 8, 0
+boot_pd:
+	.set i, 0
+	.rept 2048
+	.quad (i << 21) | 0x83          /* P | RW | PS */
+	.set i, i + 1
+	.endr

@@ -1,0 +1,410 @@
+/*
+ * CPL0 set-up, run once per vCPU right after entry.S switched to long mode
+ * on the static boot page tables. vCPU 0 reads hvm_start_info, builds the
+ * final identity page tables and the IDT, then publishes g_tables_ready;
+ * every vCPU then loads its own GDT/TSS and drops to CPL3 (user_main).
+ * This code runs through the hypervisor's instruction emulator on some
+ * hosts (kvm_pvm), so it stays short: no loops over memory but the tables.
+ */
+#include "guest.h"
+
+/* struct hvm_start_info, version 1 (Xen's public/arch-x86/hvm/start_info.h layout). */
+#define HVM_START_MAGIC 0x336ec578
+struct hvm_start_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t flags;
+	uint32_t nr_modules;
+	uint64_t modlist_paddr;
+	uint64_t cmdline_paddr;
+	uint64_t rsdp_paddr;
+	uint64_t memmap_paddr;      /* version >= 1 */
+	uint32_t memmap_entries;
+	uint32_t reserved;
+};
+struct hvm_memmap_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;              /* 1 = RAM */
+	uint32_t reserved;
+};
+
+/* Page-table entry bits (Intel SDM vol. 3, 4.5). */
+#define PTE_P 0x001ULL
+#define PTE_RW 0x002ULL
+#define PTE_US 0x004ULL
+#define PTE_PWT 0x008ULL
+#define PTE_PCD 0x010ULL
+#define PTE_PS 0x080ULL
+#define PTE_ADDR 0x000ffffffffff000ULL
+#define PTE_TABLE (PTE_P | PTE_RW | PTE_US)
+#define PTE_PAGE (PTE_P | PTE_RW | PTE_US)
+#define LARGE (2 * MIB)
+
+struct tss {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+} __attribute__((packed));
+
+struct idt_gate {
+	uint16_t off0;
+	uint16_t sel;
+	uint8_t ist;
+	uint8_t type;               /* P | DPL | type (0xe = interrupt gate) */
+	uint16_t off1;
+	uint32_t off2;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct desc_ptr {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+
+/* The frame exc_common hands to exception_handler. */
+struct exc_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rcx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+struct boot_info g_boot;
+uint8_t kstacks[MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(4096)));
+static uint8_t istacks[MAX_CPUS][ISTACK_SIZE] __attribute__((aligned(4096)));
+static uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(4096)));
+static uint64_t gdts[MAX_CPUS][8] __attribute__((aligned(64)));
+static struct tss tsses[MAX_CPUS] __attribute__((aligned(128)));
+static struct idt_gate idt[32] __attribute__((aligned(16)));
+static uint64_t final_cr3;
+static volatile uint32_t g_tables_ready;
+
+extern const uint64_t exc_stubs[32];
+extern uint8_t __pt_pool_start[], __pt_pool_end[];
+static uint8_t *pt_next = __pt_pool_start;
+
+__attribute__((noreturn)) static void setup_fatal(const char *what, uint64_t v)
+{
+	say_unlocked("guest: FAIL %s 0x%lx\n", what, v);
+	guest_exit(EXIT_FAIL);
+}
+
+static uint64_t *new_table(void)
+{
+	uint64_t *t = (uint64_t *)pt_next, n = PAGE_SIZE / 8;
+
+	if (pt_next + PAGE_SIZE > __pt_pool_end)
+		setup_fatal("page table pool exhausted at table", (uint64_t)(pt_next - __pt_pool_start) / PAGE_SIZE);
+	pt_next += PAGE_SIZE;
+	__asm__ volatile("rep stosq" : "+D"(t), "+c"(n) : "a"(0ULL) : "memory");
+	return (uint64_t *)(pt_next - PAGE_SIZE);
+}
+
+/* The next-level table under entry @e, created if absent. */
+static uint64_t *next_level(uint64_t *e)
+{
+	if (!(*e & PTE_P))
+		*e = (uint64_t)(uintptr_t)new_table() | PTE_TABLE;
+	return (uint64_t *)(uintptr_t)(*e & PTE_ADDR);
+}
+
+/* The page directory covering @gpa. */
+static uint64_t *pd_of(uint64_t *pml4, uint64_t gpa)
+{
+	uint64_t *pdpt = next_level(&pml4[(gpa >> 39) & 511]);
+	return next_level(&pdpt[(gpa >> 30) & 511]);
+}
+
+/* Map the 4 KiB page @gpa with @flags, splitting a 2 MiB page if needed. */
+static void map_4k(uint64_t *pml4, uint64_t gpa, uint64_t flags)
+{
+	uint64_t *pde = &pd_of(pml4, gpa)[(gpa >> 21) & 511];
+	uint64_t *pt;
+
+	if ((*pde & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) {
+		uint64_t big = *pde & PTE_ADDR & ~(LARGE - 1);
+		pt = new_table();
+		for (unsigned i = 0; i < 512; i++)
+			pt[i] = (big + i * PAGE_SIZE) | PTE_PAGE;
+		*pde = (uint64_t)(uintptr_t)pt | PTE_TABLE;
+	}
+	pt = next_level(pde);
+	pt[(gpa >> 12) & 511] = gpa | flags;
+}
+
+/*
+ * Map RAM [start, end): 2 MiB pages where a whole aligned 2 MiB fits,
+ * 4 KiB pages at unaligned ends and where a page table already exists.
+ */
+static void map_ram(uint64_t *pml4, uint64_t start, uint64_t end)
+{
+	uint64_t a = start & ~(PAGE_SIZE - 1);
+
+	end = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	while (a < end) {
+		if ((a & (LARGE - 1)) || end - a < LARGE) {
+			map_4k(pml4, a, PTE_PAGE);
+			a += PAGE_SIZE;
+			continue;
+		}
+		uint64_t *pd = pd_of(pml4, a);
+		unsigned i = (a >> 21) & 511;
+		for (; i < 512 && end - a >= LARGE; i++, a += LARGE) {
+			if (!(pd[i] & PTE_P)) {
+				pd[i] = a | PTE_PAGE | PTE_PS;
+			} else if (!(pd[i] & PTE_PS)) {
+				uint64_t *pt = (uint64_t *)(uintptr_t)(pd[i] & PTE_ADDR);
+				for (unsigned j = 0; j < 512; j++)
+					if (!(pt[j] & PTE_P))
+						pt[j] = (a + j * PAGE_SIZE) | PTE_PAGE;
+			}
+		}
+	}
+}
+
+static void read_start_info(uint32_t paddr)
+{
+	const struct hvm_start_info *si = (const void *)(uintptr_t)paddr;
+
+	if (si->magic != HVM_START_MAGIC)
+		setup_fatal("start_info magic", si->magic);
+	if (si->version < 1)
+		setup_fatal("start_info version (need a memory map)", si->version);
+	if (si->cmdline_paddr) {
+		if (si->cmdline_paddr >= (1ULL << 32))
+			setup_fatal("cmdline above 4 GiB at", si->cmdline_paddr);
+		const char *s = (const char *)(uintptr_t)si->cmdline_paddr;
+		size_t n = 0;
+		while (n < CMDLINE_MAX - 1 && s[n])
+			n++;
+		memcpy(g_boot.cmdline, s, n);
+		g_boot.cmdline[n] = 0;
+	}
+	if (si->memmap_paddr >= (1ULL << 32))
+		setup_fatal("memmap above 4 GiB at", si->memmap_paddr);
+	const struct hvm_memmap_entry *mm = (const void *)(uintptr_t)si->memmap_paddr;
+	for (uint32_t k = 0; k < si->memmap_entries; k++) {
+		if (mm[k].type != 1 || !mm[k].size)
+			continue;
+		if (g_boot.nr_ram == MAX_RAM_RANGES)
+			setup_fatal("too many RAM ranges in the memory map", si->memmap_entries);
+		/* insertion sort by start: the map is short and usually sorted */
+		unsigned i = g_boot.nr_ram++;
+		while (i && g_boot.ram[i - 1].start > mm[k].addr) {
+			g_boot.ram[i] = g_boot.ram[i - 1];
+			i--;
+		}
+		g_boot.ram[i].start = mm[k].addr;
+		g_boot.ram[i].end = mm[k].addr + mm[k].size;
+	}
+	if (!g_boot.nr_ram)
+		setup_fatal("no RAM in the memory map, entries", si->memmap_entries);
+}
+
+static void build_tables(void)
+{
+	uint64_t *pml4 = new_table();
+
+	/* 4 KiB pages: the first 2 MiB, the test device, the ROM. */
+	for (uint64_t a = 0; a < LARGE; a += PAGE_SIZE)
+		map_4k(pml4, a, PTE_PAGE);
+	for (uint64_t a = MVT_MMIO_BASE; a < MVT_MMIO_BASE + MVT_MMIO_SIZE; a += PAGE_SIZE)
+		map_4k(pml4, a, PTE_PAGE | PTE_PCD | PTE_PWT);
+	for (uint64_t a = MVT_ROM_BASE; a < MVT_ROM_BASE + MVT_ROM_SIZE; a += PAGE_SIZE)
+		map_4k(pml4, a, PTE_PAGE);
+	for (unsigned i = 0; i < g_boot.nr_ram; i++)
+		map_ram(pml4, g_boot.ram[i].start, g_boot.ram[i].end);
+	final_cr3 = (uint64_t)(uintptr_t)pml4;
+}
+
+static void build_idt(void)
+{
+	for (unsigned v = 0; v < 32; v++) {
+		uint64_t a = exc_stubs[v];
+		idt[v].off0 = (uint16_t)a;
+		idt[v].sel = SEL_KCODE;
+		idt[v].ist = (v == 2 || v == 8 || v == 18) ? 1 : 0;
+		idt[v].type = 0x8e;         /* present, DPL0, 64-bit interrupt gate */
+		idt[v].off1 = (uint16_t)(a >> 16);
+		idt[v].off2 = (uint32_t)(a >> 32);
+		idt[v].reserved = 0;
+	}
+}
+
+static void load_cpu_tables(unsigned cpu)
+{
+	uint64_t *gdt = gdts[cpu];
+	struct tss *tss = &tsses[cpu];
+	uint64_t base = (uint64_t)(uintptr_t)tss, limit = sizeof(*tss) - 1;
+	struct desc_ptr gdtr = { sizeof(gdts[0]) - 1, (uint64_t)(uintptr_t)gdt };
+	struct desc_ptr idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+
+	tss->rsp[0] = (uint64_t)(uintptr_t)&kstacks[cpu + 1];
+	tss->ist[0] = (uint64_t)(uintptr_t)&istacks[cpu + 1];
+	tss->iomap_base = sizeof(*tss);     /* no I/O bitmap: IOPL=3 decides */
+	gdt[0] = 0;
+	gdt[1] = 0x00af9a000000ffffULL;     /* code64, DPL0 */
+	gdt[2] = 0x00cf92000000ffffULL;     /* data, DPL0 */
+	gdt[3] = 0x00affa000000ffffULL;     /* code64, DPL3 */
+	gdt[4] = 0x00cff2000000ffffULL;     /* data, DPL3 */
+	gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ULL << 40) |
+		 (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56); /* TSS, available */
+	gdt[6] = base >> 32;
+	gdt[7] = 0;
+
+	__asm__ volatile(
+		"lgdt %0\n\t"
+		"pushq %2\n\t"
+		"leaq 1f(%%rip), %%rax\n\t"
+		"pushq %%rax\n\t"
+		"lretq\n"
+		"1:\tmovl %3, %%eax\n\t"
+		"movl %%eax, %%ds\n\t"
+		"movl %%eax, %%es\n\t"
+		"movl %%eax, %%ss\n\t"
+		"movw %4, %%ax\n\t"
+		"ltr %%ax\n\t"
+		"lidt %1"
+		: : "m"(gdtr), "m"(idtr), "i"(SEL_KCODE), "i"(SEL_KDATA), "i"(SEL_TSS) : "rax", "memory");
+}
+
+__attribute__((noreturn)) void cpu_setup(unsigned cpu, uint32_t start_info)
+{
+	if (cpu == 0) {
+		read_start_info(start_info);
+		build_tables();
+		build_idt();
+		__atomic_store_n(&g_tables_ready, 1, __ATOMIC_RELEASE);
+	} else {
+		while (!__atomic_load_n(&g_tables_ready, __ATOMIC_ACQUIRE))
+			cpu_relax();
+	}
+	__asm__ volatile("mov %0, %%cr3" : : "r"(final_cr3) : "memory");
+	load_cpu_tables(cpu);
+
+	/* iretq to CPL3 with IOPL=3 (RFLAGS 0x3002: IF clear), stack aligned as after a call. */
+	uint64_t ursp = (uint64_t)(uintptr_t)&ustacks[cpu + 1] - 8;
+	__asm__ volatile(
+		"movl %k0, %%ds\n\t"
+		"movl %k0, %%es\n\t"
+		"pushq %0\n\t"
+		"pushq %1\n\t"
+		"pushq $0x3002\n\t"
+		"pushq %2\n\t"
+		"pushq %3\n\t"
+		"iretq"
+		: : "r"((uint64_t)SEL_UDATA), "r"(ursp), "r"((uint64_t)SEL_UCODE),
+		    "r"((uint64_t)(uintptr_t)user_main), "D"((uint64_t)cpu) : "memory");
+	__builtin_unreachable();
+}
+
+/*
+ * CPL3 port I/O. The workloads run with RFLAGS.IOPL=3 and use in/out
+ * directly; where the hypervisor does not honour IOPL for the guest's user
+ * mode (kvm_pvm runs it at hardware ring 3 with IOPL 0) the instruction
+ * raises #GP(0) instead, and this handler performs the same access at CPL0
+ * and steps over it. Handles in/out with imm8 or DX, 8/16/32 bits, and
+ * ins/outs with or without rep (DF = 0). Returns false for anything else.
+ */
+static bool emulate_user_io(struct exc_frame *f)
+{
+	const uint8_t *ip = (const uint8_t *)(uintptr_t)f->rip;
+	bool opsize16 = false, rep = false;
+	unsigned len = 0;
+
+	if (f->vector != 13 || f->error != 0 || (f->cs & 3) != 3)
+		return false;
+	for (;; len++) {
+		if (len == 4)
+			return false;
+		if (ip[len] == 0x66)
+			opsize16 = true;
+		else if (ip[len] == 0xf3)
+			rep = true;
+		else
+			break;
+	}
+	uint8_t op = ip[len++];
+	unsigned size = (op & 1) ? (opsize16 ? 2 : 4) : 1;
+	uint16_t port = (uint16_t)f->rdx;
+
+	switch (op) {
+	case 0xe4: case 0xe5: case 0xe6: case 0xe7:
+		port = ip[len++];
+		/* fall through */
+	case 0xec: case 0xed: case 0xee: case 0xef:
+		if (rep)
+			return false;
+		if (op & 2) {               /* out */
+			if (size == 1)
+				__asm__ volatile("outb %b0, %w1" : : "a"(f->rax), "Nd"(port));
+			else if (size == 2)
+				__asm__ volatile("outw %w0, %w1" : : "a"(f->rax), "Nd"(port));
+			else
+				__asm__ volatile("outl %k0, %w1" : : "a"(f->rax), "Nd"(port));
+		} else {                    /* in */
+			uint32_t v;
+			if (size == 1) {
+				uint8_t b;
+				__asm__ volatile("inb %w1, %b0" : "=a"(b) : "Nd"(port));
+				f->rax = (f->rax & ~0xffULL) | b;
+			} else if (size == 2) {
+				uint16_t w;
+				__asm__ volatile("inw %w1, %w0" : "=a"(w) : "Nd"(port));
+				f->rax = (f->rax & ~0xffffULL) | w;
+			} else {
+				__asm__ volatile("inl %w1, %k0" : "=a"(v) : "Nd"(port));
+				f->rax = v;         /* a 32-bit destination zero-extends */
+			}
+		}
+		break;
+	case 0x6c: case 0x6d: case 0x6e: case 0x6f: {
+		uint64_t n = rep ? f->rcx : 1;
+		if (f->rflags & (1 << 10))  /* DF */
+			return false;
+		if (op & 2) {               /* outs */
+			const void *src = (const void *)(uintptr_t)f->rsi;
+			if (size == 1)
+				__asm__ volatile("cld; rep outsb" : "+S"(src), "+c"(n) : "d"(port) : "memory");
+			else if (size == 2)
+				__asm__ volatile("cld; rep outsw" : "+S"(src), "+c"(n) : "d"(port) : "memory");
+			else
+				__asm__ volatile("cld; rep outsl" : "+S"(src), "+c"(n) : "d"(port) : "memory");
+			f->rsi = (uint64_t)(uintptr_t)src;
+		} else {                    /* ins */
+			void *dst = (void *)(uintptr_t)f->rdi;
+			if (size == 1)
+				__asm__ volatile("cld; rep insb" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
+			else if (size == 2)
+				__asm__ volatile("cld; rep insw" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
+			else
+				__asm__ volatile("cld; rep insl" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
+			f->rdi = (uint64_t)(uintptr_t)dst;
+		}
+		if (rep)
+			f->rcx = 0;
+		break;
+	}
+	default:
+		return false;
+	}
+	f->rip += len;
+	return true;
+}
+
+/* Vectors 0..31: emulate a CPL3 port access, or report and end the VM. */
+void exception_handler(struct exc_frame *f)
+{
+	uint64_t cr2;
+
+	if (emulate_user_io(f))
+		return;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	say_forced("guest: exception %lu err 0x%lx rip 0x%lx cr2 0x%lx\n", f->vector, f->error, f->rip, cr2);
+	guest_exit(EXIT_EXCEPTION);
+}
