@@ -4,6 +4,8 @@
  * memslot rules; plus the pc machine on real KVM when /dev/kvm is usable.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +465,63 @@ static void test_ring_harvest(void **state)
 	mv_region_unref(other);
 }
 
+typedef struct harvester {
+	hv_mem *hm;
+	atomic_bool stop;
+	unsigned long runs;
+} harvester;
+
+static void *harvest_loop(void *opaque)
+{
+	harvester *h = opaque;
+
+	while (!atomic_load(&h->stop)) {
+		hv_mem_ring_harvest(h->hm);
+		h->runs++;
+	}
+	return NULL;
+}
+
+/*
+ * A vCPU thread harvests while the tree changes under it: the slot table
+ * is consistent at the end (every fake call is made under the listener's
+ * lock, so the single-threaded fake is safe here).
+ */
+static void test_harvest_concurrent_with_edits(void **state)
+{
+	fx *x = *state;
+	hv_mem_dirty_config dc = { .mode = HV_MEM_DIRTY_RING, .ring_entries = 64 };
+	mv_region *ram = place(x, 0, new_ram(x, "ram", 0x100000, false), 0);
+	mv_region *io = cu_io(x->mem, "io", 0x1000);
+	harvester h = { .hm = x->hm };
+	mv_error err = { 0 };
+	pthread_t t;
+	hv_vcpu *cpu;
+
+	assert_int_equal(hv_mem_set_dirty_mode(x->hm, &dc, &err), 0);
+	assert_int_equal(hv_vcpu_create(fake_hv_vm(x->f), 0, &cpu, &err), 0);
+	assert_int_equal(hv_mem_add_vcpu(x->hm, cpu), 0);
+	attach(x);
+	mv_memory_global_dirty_log_start(x->mem);
+	assert_int_equal(pthread_create(&t, NULL, harvest_loop, &h), 0);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(mv_region_add_subregion_overlap(x->root, 0x1000 * (i % 200 + 1),
+								 io, 1), 0);
+		assert_int_equal(mv_region_del_subregion(x->root, io), 0);
+	}
+	atomic_store(&h.stop, true);
+	pthread_join(t, NULL);
+	mv_memory_global_dirty_log_stop(x->mem);
+
+	assert_null(hv_mem_error(x->hm));
+	assert_int_equal(fake_hv_nr_slots(x->f), 1);
+	assert_slot(x, HV_SLOT(0, 0), 0, 0x100000, host_of(ram), 0);
+	assert_int_equal(hv_mem_del_vcpu(x->hm, cpu), 0);
+	assert_int_equal(hv_mem_del_vcpu(x->hm, cpu), -ENOENT);
+	hv_vcpu_destroy(cpu);
+	mv_region_unref(io);
+}
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                               */
 
@@ -618,6 +677,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_before_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_manual_clear, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ring_harvest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_harvest_concurrent_with_edits, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_error_recorded, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_slots_exhausted, fx_setup_2slots, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_mode_errors, fx_setup, fx_teardown),
