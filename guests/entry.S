@@ -90,7 +90,55 @@ exc_stub_\v:
 
 	.altmacro
 	.set v, 0
-	.rept 32
+	.rept 13
+	stub %v
+	.set v, v + 1
+	.endr
+
+	/*
+	 * #GP: fast path for the one-byte port instructions of CPL3 (in/out
+	 * AL/EAX with DX) on hosts that do not honour IOPL=3 for the guest's
+	 * user mode: perform the access here and step over it. Anything
+	 * else goes to exception_handler (which also emulates the other
+	 * forms). Frame: error code, RIP, CS, RFLAGS, RSP, SS.
+	 */
+	.p2align 4
+exc_stub_13:
+	cmpq $0, (%rsp)
+	jne 9f
+	testb $3, 16(%rsp)
+	jz 9f
+	push %rsi
+	mov 16(%rsp), %rsi
+	movzbl (%rsi), %esi
+	cmp $0xee, %esi
+	je 1f
+	cmp $0xef, %esi
+	je 2f
+	cmp $0xec, %esi
+	je 3f
+	cmp $0xed, %esi
+	je 4f
+	pop %rsi
+9:	pushq $13
+	jmp exc_common
+1:	pop %rsi
+	outb %al, %dx
+	jmp 5f
+2:	pop %rsi
+	outl %eax, %dx
+	jmp 5f
+3:	pop %rsi
+	inb %dx, %al
+	jmp 5f
+4:	pop %rsi
+	inl %dx, %eax                   /* zero-extends into RAX, as at CPL3 */
+5:	incq 8(%rsp)                    /* RIP past the one-byte instruction */
+	add $8, %rsp                    /* error code */
+	iretq
+
+	.set v, 14
+	.rept 18
 	stub %v
 	.set v, v + 1
 	.endr

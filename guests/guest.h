@@ -95,6 +95,7 @@ int parse_cmdline(const char *s, struct config *c, char *bad, size_t badsz);
 /* ---- workloads (work_*.c), all at CPL3 ---- */
 struct cpu_ctx {
 	unsigned cpu;
+	unsigned nr_cpus;           /* vCPUs running the workloads */
 	bool dev;                   /* the memvirt test device answered */
 	uint64_t base;              /* this vCPU's slice of the workload area */
 	uint64_t slice;             /* bytes */

@@ -98,7 +98,7 @@ __attribute__((noreturn)) void user_main(unsigned cpu)
 				cpu_relax();    /* not part of this machine's count */
 	}
 
-	struct cpu_ctx c = { .cpu = cpu, .dev = g_dev, .base = g_base[cpu], .slice = g_slice };
+	struct cpu_ctx c = { .cpu = cpu, .nr_cpus = g_nr_cpus, .dev = g_dev, .base = g_base[cpu], .slice = g_slice };
 	for (unsigned i = 0; i < g_cfg.nr_wl; i++) {
 		switch (g_cfg.wl[i]) {
 		case WL_TOUCH: wl_touch(&c, &g_cfg); break;
