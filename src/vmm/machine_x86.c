@@ -64,8 +64,15 @@ static void build_fail(vmm_x86_machine *m, int ret, const char *what)
 /* Keep the creation reference of @r (NULL after an error: passes through). */
 static mv_region *own(vmm_x86_machine *m, mv_region *r)
 {
-	if (r)
-		m->owned[m->nr_owned++] = r;
+	if (!r)
+		return NULL;
+	/* The layout is fixed; running out means VMM_MAX_REGIONS lags behind it. */
+	if (m->nr_owned == VMM_MAX_REGIONS) {
+		build_fail(m, -ENOSPC, mv_region_name(r));
+		mv_region_unref(r);
+		return NULL;
+	}
+	m->owned[m->nr_owned++] = r;
 	return r;
 }
 
