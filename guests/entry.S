@@ -227,3 +227,54 @@ boot_pd:
 	.quad (i << 21) | 0x83          /* P | RW | PS */
 	.set i, i + 1
 	.endr
+
+/*
+ * The fixed part of the final page tables (identity, all entries
+ * user-accessible): PML4[0] -> PDPT, PDPT[0..3] -> PD0..PD3 (0-4 GiB);
+ * PD0[0] -> a page table of the first 2 MiB in 4 KiB pages; PD0[1..7]:
+ * 2-16 MiB (the image) in 2 MiB pages; PD3[496] -> the test device's two
+ * MMIO pages (PCD|PWT); PD3[511] -> the 64 KiB ROM. The RAM above is
+ * mapped by vCPU 0 at CPL3 (paging.c) before the workloads start.
+ */
+	.p2align 12
+	.globl fin_pml4, fin_pdpt
+fin_pml4:
+	.quad fin_pdpt + 0x7
+	.fill 511, 8, 0
+fin_pdpt:
+	.quad fin_pd + 0x7
+	.quad fin_pd + 0x1007
+	.quad fin_pd + 0x2007
+	.quad fin_pd + 0x3007
+	.fill 508, 8, 0
+fin_pd:
+	.quad fin_pt_low + 0x7          /* 0-1 GiB */
+	.set i, 1
+	.rept 7
+	.quad (i << 21) | 0x87          /* 2-16 MiB, the image: P | RW | US | PS */
+	.set i, i + 1
+	.endr
+	.fill 504, 8, 0
+	.fill 512, 8, 0                 /* 1-2 GiB */
+	.fill 512, 8, 0                 /* 2-3 GiB */
+	.fill 496, 8, 0                 /* 3-4 GiB */
+	.quad fin_pt_mmio + 0x7         /* 0xfe000000 */
+	.fill 14, 8, 0
+	.quad fin_pt_rom + 0x7          /* 0xffe00000 */
+fin_pt_low:
+	.set i, 0
+	.rept 512
+	.quad (i << 12) | 0x7           /* P | RW | US */
+	.set i, i + 1
+	.endr
+fin_pt_mmio:
+	.quad 0xfe000000 | 0x1f         /* P | RW | US | PWT | PCD */
+	.quad 0xfe001000 | 0x1f
+	.fill 510, 8, 0
+fin_pt_rom:
+	.fill 496, 8, 0
+	.set i, 0
+	.rept 16
+	.quad (0xffff0000 + (i << 12)) | 0x7
+	.set i, i + 1
+	.endr

@@ -57,12 +57,25 @@ static inline void mmio_write(uint64_t reg, uint64_t v)
 struct ram_range {
 	uint64_t start, end;        /* [start, end), e820 type 1 */
 };
+#define STATIC_MAP_END (16 * MIB)   /* entry.S's final tables map [0, this) */
 struct boot_info {
 	char cmdline[CMDLINE_MAX];
+	uint64_t cmdline_src;       /* non-zero: CPL3 still copies the command line from here */
 	unsigned nr_ram;
 	struct ram_range ram[MAX_RAM_RANGES];
 };
 extern struct boot_info g_boot;
+
+/* CPL3 -> CPL0 service call (`ud2`, number in RAX; setup.c user_service). */
+#define SVC_FLUSH_TLB 0             /* reload CR3 */
+static inline uint64_t svc_call(uint64_t nr)
+{
+	__asm__ volatile("ud2" : "+a"(nr) : : "memory");
+	return nr;
+}
+
+/* Map the RAM ranges of g_boot above the static part (paging.c, CPL3, vCPU 0). */
+void map_guest_ram(void);
 
 /* ---- console (console.c): whole lines on debugcon, one vCPU at a time ---- */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

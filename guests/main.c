@@ -1,7 +1,7 @@
 /*
- * CPL3 main of every vCPU. vCPU 0 probes the test device, parses the
- * command line and places each vCPU's slice of the workload area, then
- * releases the others; every vCPU runs the workload list on its slice;
+ * CPL3 main of every vCPU. vCPU 0 maps RAM (paging.c), probes the test
+ * device, parses the command line and places each vCPU's slice of the
+ * workload area, then releases the others; every vCPU runs the workload list on its slice;
  * vCPU 0 waits for all, prints "guest: done" and ends the VM.
  */
 #include "guest.h"
@@ -63,6 +63,15 @@ static void prepare(void)
 {
 	char bad[64];
 
+	if (g_boot.cmdline_src) {
+		const char *s = (const char *)(uintptr_t)g_boot.cmdline_src;
+		size_t n = 0;
+		while (n < CMDLINE_MAX - 1 && s[n])
+			n++;
+		memcpy(g_boot.cmdline, s, n);
+		g_boot.cmdline[n] = 0;
+	}
+	map_guest_ram();
 	g_dev = mmio_read(MVT_REG_MAGIC) == MVT_MAGIC;
 	if (parse_cmdline(g_boot.cmdline, &g_cfg, bad, sizeof(bad))) {
 		say("guest: bad command line: %s\n", bad);

@@ -1,10 +1,13 @@
 /*
  * CPL0 set-up, run once per vCPU right after entry.S switched to long mode
- * on the static boot page tables. vCPU 0 reads hvm_start_info, builds the
- * final identity page tables and the IDT, then publishes g_tables_ready;
- * every vCPU then loads its own GDT/TSS and drops to CPL3 (user_main).
- * This code runs through the hypervisor's instruction emulator on some
- * hosts (kvm_pvm), so it stays short: no loops over memory but the tables.
+ * on the static boot page tables. vCPU 0 checks hvm_start_info, copies
+ * the RAM ranges of its memory map and builds the IDT, then publishes
+ * g_tables_ready; every vCPU then switches to the final page tables
+ * (their fixed part is static, in entry.S), loads its own GDT/TSS and
+ * drops to CPL3 (user_main), where vCPU 0 maps the rest of RAM.
+ * On kvm_pvm hosts every instruction here goes through KVM's emulator
+ * (~10 us each measured), so this stays a few hundred instructions:
+ * no loops over memory.
  */
 #include "guest.h"
 
@@ -28,18 +31,6 @@ struct hvm_memmap_entry {
 	uint32_t type;              /* 1 = RAM */
 	uint32_t reserved;
 };
-
-/* Page-table entry bits (Intel SDM vol. 3, 4.5). */
-#define PTE_P 0x001ULL
-#define PTE_RW 0x002ULL
-#define PTE_US 0x004ULL
-#define PTE_PWT 0x008ULL
-#define PTE_PCD 0x010ULL
-#define PTE_PS 0x080ULL
-#define PTE_ADDR 0x000ffffffffff000ULL
-#define PTE_TABLE (PTE_P | PTE_RW | PTE_US)
-#define PTE_PAGE (PTE_P | PTE_RW | PTE_US)
-#define LARGE (2 * MIB)
 
 struct tss {
 	uint32_t reserved0;
@@ -81,90 +72,15 @@ static uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(4096)));
 static uint64_t gdts[MAX_CPUS][8] __attribute__((aligned(64)));
 static struct tss tsses[MAX_CPUS] __attribute__((aligned(128)));
 static struct idt_gate idt[32] __attribute__((aligned(16)));
-static uint64_t final_cr3;
 static volatile uint32_t g_tables_ready;
 
 extern const uint64_t exc_stubs[32];
-extern uint8_t __pt_pool_start[], __pt_pool_end[];
-static uint8_t *pt_next = __pt_pool_start;
+extern uint64_t fin_pml4[512];
 
 __attribute__((noreturn)) static void setup_fatal(const char *what, uint64_t v)
 {
 	say_unlocked("guest: FAIL %s 0x%lx\n", what, v);
 	guest_exit(EXIT_FAIL);
-}
-
-static uint64_t *new_table(void)
-{
-	uint64_t *t = (uint64_t *)pt_next, n = PAGE_SIZE / 8;
-
-	if (pt_next + PAGE_SIZE > __pt_pool_end)
-		setup_fatal("page table pool exhausted at table", (uint64_t)(pt_next - __pt_pool_start) / PAGE_SIZE);
-	pt_next += PAGE_SIZE;
-	__asm__ volatile("rep stosq" : "+D"(t), "+c"(n) : "a"(0ULL) : "memory");
-	return (uint64_t *)(pt_next - PAGE_SIZE);
-}
-
-/* The next-level table under entry @e, created if absent. */
-static uint64_t *next_level(uint64_t *e)
-{
-	if (!(*e & PTE_P))
-		*e = (uint64_t)(uintptr_t)new_table() | PTE_TABLE;
-	return (uint64_t *)(uintptr_t)(*e & PTE_ADDR);
-}
-
-/* The page directory covering @gpa. */
-static uint64_t *pd_of(uint64_t *pml4, uint64_t gpa)
-{
-	uint64_t *pdpt = next_level(&pml4[(gpa >> 39) & 511]);
-	return next_level(&pdpt[(gpa >> 30) & 511]);
-}
-
-/* Map the 4 KiB page @gpa with @flags, splitting a 2 MiB page if needed. */
-static void map_4k(uint64_t *pml4, uint64_t gpa, uint64_t flags)
-{
-	uint64_t *pde = &pd_of(pml4, gpa)[(gpa >> 21) & 511];
-	uint64_t *pt;
-
-	if ((*pde & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) {
-		uint64_t big = *pde & PTE_ADDR & ~(LARGE - 1);
-		pt = new_table();
-		for (unsigned i = 0; i < 512; i++)
-			pt[i] = (big + i * PAGE_SIZE) | PTE_PAGE;
-		*pde = (uint64_t)(uintptr_t)pt | PTE_TABLE;
-	}
-	pt = next_level(pde);
-	pt[(gpa >> 12) & 511] = gpa | flags;
-}
-
-/*
- * Map RAM [start, end): 2 MiB pages where a whole aligned 2 MiB fits,
- * 4 KiB pages at unaligned ends and where a page table already exists.
- */
-static void map_ram(uint64_t *pml4, uint64_t start, uint64_t end)
-{
-	uint64_t a = start & ~(PAGE_SIZE - 1);
-
-	end = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	while (a < end) {
-		if ((a & (LARGE - 1)) || end - a < LARGE) {
-			map_4k(pml4, a, PTE_PAGE);
-			a += PAGE_SIZE;
-			continue;
-		}
-		uint64_t *pd = pd_of(pml4, a);
-		unsigned i = (a >> 21) & 511;
-		for (; i < 512 && end - a >= LARGE; i++, a += LARGE) {
-			if (!(pd[i] & PTE_P)) {
-				pd[i] = a | PTE_PAGE | PTE_PS;
-			} else if (!(pd[i] & PTE_PS)) {
-				uint64_t *pt = (uint64_t *)(uintptr_t)(pd[i] & PTE_ADDR);
-				for (unsigned j = 0; j < 512; j++)
-					if (!(pt[j] & PTE_P))
-						pt[j] = (a + j * PAGE_SIZE) | PTE_PAGE;
-			}
-		}
-	}
 }
 
 static void read_start_info(uint32_t paddr)
@@ -175,15 +91,17 @@ static void read_start_info(uint32_t paddr)
 		setup_fatal("start_info magic", si->magic);
 	if (si->version < 1)
 		setup_fatal("start_info version (need a memory map)", si->version);
-	if (si->cmdline_paddr) {
-		if (si->cmdline_paddr >= (1ULL << 32))
-			setup_fatal("cmdline above 4 GiB at", si->cmdline_paddr);
+	if (si->cmdline_paddr >= (1ULL << 32))
+		setup_fatal("cmdline above 4 GiB at", si->cmdline_paddr);
+	if (si->cmdline_paddr + CMDLINE_MAX <= STATIC_MAP_END) {
+		g_boot.cmdline_src = si->cmdline_paddr;     /* CPL3 copies it */
+	} else if (si->cmdline_paddr) {
+		/* not in the final tables' fixed part: copy it here (slow) */
 		const char *s = (const char *)(uintptr_t)si->cmdline_paddr;
 		size_t n = 0;
 		while (n < CMDLINE_MAX - 1 && s[n])
 			n++;
 		memcpy(g_boot.cmdline, s, n);
-		g_boot.cmdline[n] = 0;
 	}
 	if (si->memmap_paddr >= (1ULL << 32))
 		setup_fatal("memmap above 4 GiB at", si->memmap_paddr);
@@ -206,22 +124,6 @@ static void read_start_info(uint32_t paddr)
 		setup_fatal("no RAM in the memory map, entries", si->memmap_entries);
 }
 
-static void build_tables(void)
-{
-	uint64_t *pml4 = new_table();
-
-	/* 4 KiB pages: the first 2 MiB, the test device, the ROM. */
-	for (uint64_t a = 0; a < LARGE; a += PAGE_SIZE)
-		map_4k(pml4, a, PTE_PAGE);
-	for (uint64_t a = MVT_MMIO_BASE; a < MVT_MMIO_BASE + MVT_MMIO_SIZE; a += PAGE_SIZE)
-		map_4k(pml4, a, PTE_PAGE | PTE_PCD | PTE_PWT);
-	for (uint64_t a = MVT_ROM_BASE; a < MVT_ROM_BASE + MVT_ROM_SIZE; a += PAGE_SIZE)
-		map_4k(pml4, a, PTE_PAGE);
-	for (unsigned i = 0; i < g_boot.nr_ram; i++)
-		map_ram(pml4, g_boot.ram[i].start, g_boot.ram[i].end);
-	final_cr3 = (uint64_t)(uintptr_t)pml4;
-}
-
 static void build_idt(void)
 {
 	for (unsigned v = 0; v < 32; v++) {
@@ -232,7 +134,6 @@ static void build_idt(void)
 		idt[v].type = 0x8e;         /* present, DPL0, 64-bit interrupt gate */
 		idt[v].off1 = (uint16_t)(a >> 16);
 		idt[v].off2 = (uint32_t)(a >> 32);
-		idt[v].reserved = 0;
 	}
 }
 
@@ -277,14 +178,13 @@ __attribute__((noreturn)) void cpu_setup(unsigned cpu, uint32_t start_info)
 {
 	if (cpu == 0) {
 		read_start_info(start_info);
-		build_tables();
 		build_idt();
 		__atomic_store_n(&g_tables_ready, 1, __ATOMIC_RELEASE);
 	} else {
 		while (!__atomic_load_n(&g_tables_ready, __ATOMIC_ACQUIRE))
 			cpu_relax();
 	}
-	__asm__ volatile("mov %0, %%cr3" : : "r"(final_cr3) : "memory");
+	__asm__ volatile("mov %0, %%cr3" : : "r"((uint64_t)(uintptr_t)fin_pml4) : "memory");
 	load_cpu_tables(cpu);
 
 	/* iretq to CPL3 with IOPL=3 (RFLAGS 0x3002: IF clear), stack aligned as after a call. */
@@ -397,12 +297,40 @@ static bool emulate_user_io(struct exc_frame *f)
 	return true;
 }
 
-/* Vectors 0..31: emulate a CPL3 port access, or report and end the VM. */
+/*
+ * The service call of CPL3: `ud2` with the service number in RAX (the
+ * CPL3 side is svc_call() in guest.h). A software interrupt would be the
+ * usual gate, but kvm_pvm raises #UD for `int n` in the guest's user mode;
+ * an exception reaches the guest everywhere. Service SVC_FLUSH_TLB reloads
+ * CR3. Returns false when @f is not a service call.
+ */
+static bool user_service(struct exc_frame *f)
+{
+	const uint8_t *ip = (const uint8_t *)(uintptr_t)f->rip;
+
+	if (f->vector != 6 || (f->cs & 3) != 3 || ip[0] != 0x0f || ip[1] != 0x0b)
+		return false;
+	switch (f->rax) {
+	case SVC_FLUSH_TLB: {
+		uint64_t cr3;
+		__asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3) : : "memory");
+		f->rax = 0;
+		break;
+	}
+	default:
+		f->rax = (uint64_t)-1;
+		break;
+	}
+	f->rip += 2;
+	return true;
+}
+
+/* Vectors 0..31: a CPL3 port access or service call, or report and end the VM. */
 void exception_handler(struct exc_frame *f)
 {
 	uint64_t cr2;
 
-	if (emulate_user_io(f))
+	if (emulate_user_io(f) || user_service(f))
 		return;
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	say_forced("guest: exception %lu err 0x%lx rip 0x%lx cr2 0x%lx\n", f->vector, f->error, f->rip, cr2);
