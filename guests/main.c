@@ -102,6 +102,8 @@ __attribute__((noreturn)) void user_main(unsigned cpu)
 	} else {
 		while (!__atomic_load_n(&g_go, __ATOMIC_ACQUIRE))
 			cpu_relax();
+		/* vCPU 0 replaced page directories since this vCPU loaded CR3 */
+		svc_call(SVC_FLUSH_TLB);
 		if (cpu >= g_nr_cpus)
 			for (;;)
 				cpu_relax();    /* not part of this machine's count */
