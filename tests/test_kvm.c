@@ -34,13 +34,28 @@
 /* ------------------------------------------------------------------ */
 /* Availability                                                         */
 
-/* true when /dev/kvm opens; otherwise print the SKIP line and skip. */
+/*
+ * Without /dev/kvm the accelerator must say so: -ENODEV and a sentence
+ * naming the device.
+ */
+static void kt_check_enodev(void)
+{
+	hv_vm_config cfg = { .arch = HV_ARCH_X86_64 };
+	mv_error err = { 0 };
+	hv_vm *vm = NULL;
+
+	assert_int_equal(hv_vm_create("kvm", &cfg, &vm, &err), -ENODEV);
+	assert_non_null(strstr(err.msg, "/dev/kvm"));
+}
+
+/* Go on when /dev/kvm opens; otherwise print the SKIP line and skip. */
 #define KT_REQUIRE_KVM()                                                        \
 	do {                                                                    \
 		int fd_ = open("/dev/kvm", O_RDWR | O_CLOEXEC);                 \
 		if (fd_ < 0) {                                                  \
 			printf("SKIP: %s: /dev/kvm unavailable (%s)\n", __func__,  \
 			       strerror(errno));                                \
+			kt_check_enodev();                                      \
 			skip();                                                 \
 		}                                                               \
 		close(fd_);                                                     \
@@ -166,12 +181,19 @@ static void a_hlt(kt_vm *t) { KT_BYTES(t, 0xf4); }
 /* L: inc eax; jmp L -- spins forever, counting in eax. */
 static void a_spin(kt_vm *t) { KT_BYTES(t, 0x40, 0xeb, 0xfd); }
 
-/* mov ebx,@base; mov ecx,@n; L: mov [ebx],eax; add ebx,4096; dec ecx; jnz L */
+/*
+ * mov ebx,@base; mov ecx,@n;
+ * L: mov [ebx],eax; add ebx,4096; test cl,15; jnz +2; out 0x70,al; dec ecx; jnz L
+ * Stores to @n pages, with a port exit every 16 pages: the PVM host checks
+ * for a soft-full dirty ring only on entry, and its instruction emulator
+ * can otherwise overrun the ring's 64 reserved entries (entries are lost).
+ */
 static void a_touch_pages(kt_vm *t, uint32_t base, uint32_t n)
 {
 	a_mov_ebx(t, base);
 	a_mov_ecx(t, n);
-	KT_BYTES(t, 0x89, 0x03, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00, 0x49, 0x75, 0xf5);
+	KT_BYTES(t, 0x89, 0x03, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00, 0xf6, 0xc1, 0x0f,
+		 0x75, 0x02, 0xe6, 0x70, 0x49, 0x75, 0xee);
 }
 
 /* ------------------------------------------------------------------ */
@@ -641,8 +663,11 @@ static void test_dirty_ring_full(void **state)
 
 	memset(&s, 0, sizeof(s));
 	memset(seen, 0, sizeof(seen));
+	/* harvest only when KVM asks (ring full) and at the end */
 	for (;;) {
 		assert_int_equal(hv_vcpu_run(t.vcpu, &x), 0);
+		if (x->reason == HV_EXIT_IO && x->io.port == 0x70)
+			continue;
 		s.n = 0;
 		hv_vcpu_dirty_ring_harvest(t.vcpu, kt_gfn_sink, &s);
 		for (size_t i = 0; i < s.n; i++) {
