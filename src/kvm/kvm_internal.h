@@ -10,7 +10,6 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
-#include <stdatomic.h>
 
 /*
  * One VM: the /dev/kvm fd (system ioctls such as KVM_GET_SUPPORTED_CPUID),
@@ -99,6 +98,7 @@ int kvm_clear_dirty_log(hv_vm *vm, uint32_t slot, uint64_t first_page,
 
 /* kvm_dirty_ring.c */
 int kvm_enable_dirty_ring(hv_vm *vm, uint32_t entries);
+/* -EINVAL when the VM has no dirty ring. */
 int kvm_dirty_ring_harvest(hv_vcpu *vcpu, void (*fn)(void *, const hv_dirty_gfn *),
 			   void *opaque);
 int kvm_dirty_rings_reset(hv_vm *vm);
