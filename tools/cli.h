@@ -21,5 +21,7 @@ int cmd_mtree(int argc, char *argv[]);
 void cmd_mtree_usage(FILE *out);
 int cmd_machines(int argc, char *argv[]);
 void cmd_machines_usage(FILE *out);
+int cmd_run(int argc, char *argv[]);
+void cmd_run_usage(FILE *out);
 
 #endif

@@ -73,7 +73,9 @@ typedef struct vmm_stats {
 	/* Dirty-rate sampling (config.dirty_rate). */
 	uint64_t rate_samples, rate_pages;
 	uint64_t rate_ns;
+	/* From the accelerator memory listener (hv_mem_stats). */
 	uint64_t memslot_calls;
+	uint64_t dirty_log_calls, clear_log_calls, ring_entries, pages_synced;
 } vmm_stats;
 
 typedef struct vmm_result {
