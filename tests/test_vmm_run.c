@@ -85,7 +85,7 @@ static void *tv_run_thread(void *p)
 /* Boot the guest with @spec; skips the test (after a SKIP line) when it cannot run here. */
 static void tv_boot(const char *test, const tv_run *spec, run_out *out)
 {
-	size_t size;
+	size_t size = 0;
 	void *elf = tv_guest(test, &size);
 	vmm_config cfg = {
 		.accel = "kvm", .ram_size = 256ull << 20, .nr_vcpus = spec->smp ? spec->smp : 1,

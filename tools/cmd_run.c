@@ -195,6 +195,8 @@ static void run_print_summary(vmm *v, const struct run_opts *o, const vmm_result
 	printf("  dirty sync:           %" PRIu64 " pages synced (%" PRIu64 " get-log, %" PRIu64
 	       " clear-log calls, %" PRIu64 " ring entries)\n", s->pages_synced, s->dirty_log_calls,
 	       s->clear_log_calls, s->ring_entries);
+	printf("  dirty syncs:          %" PRIu64 " taking %.3f ms\n", s->dirty_syncs,
+	       run_ms(s->dirty_sync_ns));
 	printf("  pages first-touched:  %" PRIu64 " (%.1f MiB resident)\n", s->pages_resident,
 	       (double)s->pages_resident * 4096 / (1 << 20));
 	printf("  first guest exit:     %.3f ms after process start (VM ready at %.3f ms)\n",

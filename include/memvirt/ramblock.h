@@ -91,6 +91,15 @@ uint64_t mv_ramblock_page_size(const mv_ramblock *rb);
  */
 int mv_ramblock_resize(mv_ramblock *rb, uint64_t new_size, mv_error *err);
 
+/*
+ * Make [offset, offset+len) of the block read as zeroes and mark it dirty.
+ * Whole pages of an anonymous private block are dropped (MADV_DONTNEED:
+ * zero-filled on the next touch), so a guest image's bss does not make
+ * untouched pages resident; other bytes are cleared. -EINVAL when the
+ * range is not inside used_length.
+ */
+int mv_ramblock_zero(mv_ramblock *rb, uint64_t offset, uint64_t len);
+
 /* Dirty bitmap: one bit per 4 KiB page of used_length, cleared at creation. */
 void mv_ramblock_set_dirty(mv_ramblock *rb, uint64_t offset, uint64_t len);
 bool mv_ramblock_test_dirty(const mv_ramblock *rb, uint64_t offset);

@@ -70,6 +70,8 @@ typedef struct vmm_stats {
 	uint64_t t_wall_ns;           /* vmm_run duration */
 	/* The dirty workload's rounds (test device ROUND_END). */
 	uint64_t dirty_rounds, dirty_pages_reported, dirty_mismatches;
+	/* Dirty-log syncs (accelerator -> RAM-block bitmaps) and their total time. */
+	uint64_t dirty_syncs, dirty_sync_ns;
 	/* Dirty-rate sampling (config.dirty_rate). */
 	uint64_t rate_samples, rate_pages;
 	uint64_t rate_ns;

@@ -662,6 +662,31 @@ void mv_ramblock_set_dirty(mv_ramblock *rb, uint64_t offset, uint64_t len)
 		bits_update(rb->dirty, first, end, true);
 }
 
+int mv_ramblock_zero(mv_ramblock *rb, uint64_t offset, uint64_t len)
+{
+	uint8_t *p = (uint8_t *)rb->host + offset;
+	uint64_t head, body;
+
+	if (offset > mv_ramblock_used_length(rb) || len > mv_ramblock_used_length(rb) - offset)
+		return -EINVAL;
+	head = len;
+	body = 0;
+	/* Only private anonymous memory reads as zeroes after MADV_DONTNEED. */
+	if (rb->backing == MV_RAM_ANON_PRIVATE && rb->page_size == DIRTY_PAGE_SIZE) {
+		uint64_t start = (offset + DIRTY_PAGE_SIZE - 1) & ~(uint64_t)(DIRTY_PAGE_SIZE - 1);
+		uint64_t end = (offset + len) & ~(uint64_t)(DIRTY_PAGE_SIZE - 1);
+
+		if (end > start && !madvise((uint8_t *)rb->host + start, end - start, MADV_DONTNEED)) {
+			head = start - offset;
+			body = end - start;
+		}
+	}
+	memset(p, 0, head);
+	memset(p + head + body, 0, len - head - body);
+	mv_ramblock_set_dirty(rb, offset, len);
+	return 0;
+}
+
 bool mv_ramblock_test_dirty(const mv_ramblock *rb, uint64_t offset)
 {
 	uint64_t page = offset >> DIRTY_PAGE_BITS;

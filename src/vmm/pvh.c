@@ -360,10 +360,12 @@ static void guest_write(vmm_x86_machine *m, uint64_t gpa, const void *src, uint6
 	if (!len)
 		return;
 	host = ram_host(m, gpa, &off);
-	if (src)
-		memcpy(host, src, len);
-	else
-		memset(host, 0, len);
+	if (!src) {
+		/* Validated to lie inside RAM, so this cannot fail. */
+		mv_ramblock_zero(vmm_x86_ram(m), off, len);
+		return;
+	}
+	memcpy(host, src, len);
 	mv_ramblock_set_dirty(vmm_x86_ram(m), off, len);
 }
 

@@ -139,8 +139,14 @@ static int vmm_build_vm(vmm *v, mv_error *err)
 		return r;
 	if (hv_mem_error(v->hm))
 		return mv_error_set(err, -EINVAL, "%s", hv_mem_error(v->hm));
-	/* Reports of the dirty workload and SEQ writes: no exit per write. */
-	if (hv_vm_check_cap(v->vm, HV_CAP_COALESCED_MMIO) > 0) {
+	/*
+	 * Reports of the dirty workload and SEQ writes: no exit per write.
+	 * Except with dirty rings: kvm_pvm checks a ring for "soft full" only
+	 * on a full guest entry, so a guest that dirties pages without exiting
+	 * overruns it and entries are lost (docs/kvm.md); an exit per reported
+	 * page keeps the ring checked.
+	 */
+	if (hv_vm_check_cap(v->vm, HV_CAP_COALESCED_MMIO) > 0 && v->cfg.dirty != VMM_DIRTY_RING) {
 		r = hv_coalesced_zone_add(v->vm, HV_BUS_MMIO, MVT_MMIO_BASE + MVT_COALESCED_OFFSET,
 					  MVT_MMIO_SIZE - MVT_COALESCED_OFFSET);
 		if (r)
@@ -183,8 +189,6 @@ static int vmm_build(vmm *v, mv_error *err)
 				 v->cfg.cmdline, &v->boot, err);
 	if (!r)
 		r = vmm_build_vcpus(v, err);
-	if (!r && v->cfg.dirty != VMM_DIRTY_OFF)
-		mv_memory_global_dirty_log_start(v->mem);
 	if (!r && hv_mem_error(v->hm))
 		r = mv_error_set(err, -EINVAL, "%s", hv_mem_error(v->hm));
 	return r;

@@ -27,10 +27,26 @@ static mv_ramblock *vmm_gpa_to_ram(vmm *v, uint64_t gpa, uint64_t len, uint64_t 
 	return rb;
 }
 
-/* Pull the accelerator's dirty log into the RAM blocks' bitmaps. */
+/*
+ * Start dirty logging on first use (a working set or the rate sampler), as
+ * QEMU starts it for migration: turning it on write-protects guest RAM,
+ * which costs milliseconds per GiB, so boot does not pay for it.
+ * Call with dirty_lock held.
+ */
+static void vmm_dirty_log_start(vmm *v)
+{
+	if (v->cfg.dirty != VMM_DIRTY_OFF && !mv_memory_global_dirty_log(v->mem))
+		mv_memory_global_dirty_log_start(v->mem);
+}
+
+/* Pull the accelerator's dirty log into the RAM blocks' bitmaps (dirty_lock held). */
 static void vmm_dirty_sync(vmm *v)
 {
+	uint64_t t = vmm_now_ns();
+
 	mv_memory_global_dirty_log_sync(v->mem);
+	v->stats.dirty_syncs++;
+	v->stats.dirty_sync_ns += vmm_now_ns() - t;
 }
 
 void vmm_dirty_ws_register(void *opaque, unsigned vcpu, uint64_t gpa, uint64_t pages)
@@ -48,6 +64,7 @@ void vmm_dirty_ws_register(void *opaque, unsigned vcpu, uint64_t gpa, uint64_t p
 	rb = pages ? vmm_gpa_to_ram(v, gpa, len, &off) : NULL;
 	scratch = rb ? calloc((pages + 63) / 64, sizeof(*scratch)) : NULL;
 	if (scratch) {
+		vmm_dirty_log_start(v);
 		vmm_dirty_sync(v);
 		mv_ramblock_take_dirty(rb, off, len, scratch);
 	}
@@ -148,6 +165,7 @@ static void *vmm_rate_thread(void *arg)
 
 	mv_rcu_register_thread();
 	pthread_mutex_lock(&v->dirty_lock);
+	vmm_dirty_log_start(v);
 	vmm_dirty_sync(v);
 	base = hv_mem_stats(v->hm)->pages_synced;
 	pthread_mutex_unlock(&v->dirty_lock);
