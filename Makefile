@@ -1,9 +1,10 @@
-# memvirt: thin wrapper over CMake. `make run`, `make test`, `make bench`.
+# memvirt: thin wrapper over CMake. `make run` (boots the built-in test guest on
+# KVM: `memvirt run`), `make test`, `make bench`. RUN_ARGS overrides what run does.
 DEBS      := build-essential cmake pkg-config libcmocka-dev liburcu-dev libjansson-dev
 BUILD     := build
 BUILD_SAN := build-san
 JOBS      := $(shell nproc)
-RUN_ARGS  ?= mtree -f --machine pc -m 4G
+RUN_ARGS  ?= run
 
 MAKEFLAGS += --no-print-directory
 

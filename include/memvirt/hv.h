@@ -129,8 +129,9 @@ int hv_enable_manual_dirty_protect(hv_vm *vm, uint32_t flags);
 /*
  * KVM_GET_DIRTY_LOG: copy the slot's dirty bitmap (bit n = page n of the
  * slot, HV_DIRTY_BITMAP_WORDS(size) words) into @bitmap and, unless manual
- * protection is on, clear it and write-protect again. -ENOENT no such
- * slot; -EINVAL the slot does not log dirty pages (or a dirty ring is in use).
+ * protection is on, clear it and write-protect again. As KVM: -EINVAL slot
+ * id out of range; -ENOENT the slot is empty or does not log dirty pages;
+ * -ENXIO a dirty ring is in use.
  */
 int hv_get_dirty_log(hv_vm *vm, uint32_t slot, uint64_t *bitmap);
 /*
