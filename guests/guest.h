@@ -100,6 +100,7 @@ struct config {
 	uint64_t touch_mib;
 	uint64_t ws_mib, rounds, pages, dirty_seed, spin;
 	uint64_t mmio_count, pio_count;
+	uint64_t seq_count;          /* mmio's SEQ writes; mmio_count unless given */
 	uint64_t verify_mib, verify_seed;
 };
 /* 0, or -1 with the offending token copied to @bad. */

@@ -30,7 +30,7 @@ void wl_mmio(struct cpu_ctx *c, const struct config *cfg)
 		if (r != v && ((r >> 48) == c->cpu || (r >> 48) >= c->nr_cpus))
 			bad++;
 	}
-	for (uint64_t i = 0; i < n; i++)
+	for (uint64_t i = 0; i < cfg->seq_count; i++)
 		mmio_write(MVT_REG_SEQ, ((uint64_t)c->cpu << 48) | c->seq++);
 	uint64_t check = mmio_read(MVT_REG_SEQ_CHECK);
 	uint64_t count = mmio_read(MVT_REG_SEQ_COUNT);
