@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "pvh_image.h"
 #include "hv/backend.h"
 #include "memvirt/testdev_abi.h"
 #include "vmm/machine_x86.h"
@@ -118,75 +119,6 @@ static uint64_t ld(env *e, uint64_t gpa, unsigned size)
 /* ------------------------------------------------------------------ */
 /* ELF image builder                                                    */
 
-typedef struct seg {
-	uint32_t type;
-	uint64_t offset, paddr, filesz, memsz;
-} seg;
-
-typedef struct img {
-	bool is64;
-	uint8_t buf[8192] __attribute__((aligned(8)));
-	size_t size;
-	uint64_t phoff;
-	unsigned phnum;
-} img;
-
-static void put_ehdr(img *im, uint16_t machine)
-{
-	if (im->is64) {
-		Elf64_Ehdr h = { .e_type = ET_EXEC, .e_machine = machine, .e_version = EV_CURRENT,
-				 .e_entry = ENTRY, .e_phoff = im->phoff, .e_ehsize = sizeof(h),
-				 .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = im->phnum };
-
-		memcpy(h.e_ident, ELFMAG, SELFMAG);
-		h.e_ident[EI_CLASS] = ELFCLASS64;
-		h.e_ident[EI_DATA] = ELFDATA2LSB;
-		h.e_ident[EI_VERSION] = EV_CURRENT;
-		memcpy(im->buf, &h, sizeof(h));
-	} else {
-		Elf32_Ehdr h = { .e_type = ET_EXEC, .e_machine = machine, .e_version = EV_CURRENT,
-				 .e_entry = ENTRY, .e_phoff = im->phoff, .e_ehsize = sizeof(h),
-				 .e_phentsize = sizeof(Elf32_Phdr), .e_phnum = im->phnum };
-
-		memcpy(h.e_ident, ELFMAG, SELFMAG);
-		h.e_ident[EI_CLASS] = ELFCLASS32;
-		h.e_ident[EI_DATA] = ELFDATA2LSB;
-		h.e_ident[EI_VERSION] = EV_CURRENT;
-		memcpy(im->buf, &h, sizeof(h));
-	}
-}
-
-static void put_phdr(img *im, unsigned i, const seg *s)
-{
-	if (im->is64) {
-		Elf64_Phdr p = { .p_type = s->type, .p_offset = s->offset, .p_vaddr = s->paddr,
-				 .p_paddr = s->paddr, .p_filesz = s->filesz, .p_memsz = s->memsz,
-				 .p_align = 4 };
-
-		memcpy(im->buf + im->phoff + i * sizeof(p), &p, sizeof(p));
-	} else {
-		Elf32_Phdr p = { .p_type = s->type, .p_offset = s->offset, .p_vaddr = s->paddr,
-				 .p_paddr = s->paddr, .p_filesz = s->filesz, .p_memsz = s->memsz,
-				 .p_align = 4 };
-
-		memcpy(im->buf + im->phoff + i * sizeof(p), &p, sizeof(p));
-	}
-}
-
-/* Append a note at @off; returns its padded size. */
-static size_t put_note(uint8_t *p, const char *name, uint32_t type, const void *desc,
-		       uint32_t descsz)
-{
-	Elf64_Nhdr n = { .n_namesz = strlen(name) + 1, .n_descsz = descsz, .n_type = type };
-	size_t name_pad = (n.n_namesz + 3) & ~3u;
-
-	memcpy(p, &n, sizeof(n));
-	memset(p + sizeof(n), 0, name_pad);
-	memcpy(p + sizeof(n), name, n.n_namesz);
-	memcpy(p + sizeof(n) + name_pad, desc, descsz);
-	return sizeof(n) + name_pad + ((descsz + 3) & ~3u);
-}
-
 /*
  * The good image: program header 0 = PT_NOTE (a GNU note, then the Xen
  * entry note), 1 = .text at 1 MiB (0x300 file bytes, 0x1000 in memory:
@@ -200,19 +132,20 @@ static void build_good(img *im, bool is64)
 
 	memset(im, 0, sizeof(*im));
 	im->is64 = is64;
+	im->entry = ENTRY;
 	im->phoff = is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	im->phnum = 3;
-	notes = put_note(im->buf + NOTE_OFF, "GNU", NT_GNU_BUILD_ID, gnu, sizeof(gnu));
-	notes += put_note(im->buf + NOTE_OFF + notes, "Xen", 18, &entry, 4);
+	notes = pvh_img_note(im->buf + NOTE_OFF, "GNU", NT_GNU_BUILD_ID, gnu, sizeof(gnu));
+	notes += pvh_img_note(im->buf + NOTE_OFF + notes, "Xen", 18, &entry, 4);
 	for (unsigned i = 0; i < 0x300; i++)
 		im->buf[0x200 + i] = (uint8_t)(i * 13 + 1);
 	for (unsigned i = 0; i < 0x10; i++)
 		im->buf[0x600 + i] = (uint8_t)(0xa0 + i);
 	im->size = 0x610;
-	put_ehdr(im, is64 ? EM_X86_64 : EM_386);
-	put_phdr(im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, notes, notes });
-	put_phdr(im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x300, 0x1000 });
-	put_phdr(im, 2, &(seg){ PT_LOAD, 0x600, 0x200000, 0x10, 0x10 });
+	pvh_img_ehdr(im, is64 ? EM_X86_64 : EM_386);
+	pvh_img_phdr(im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, notes, notes });
+	pvh_img_phdr(im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x300, 0x1000 });
+	pvh_img_phdr(im, 2, &(seg){ PT_LOAD, 0x600, 0x200000, 0x10, 0x10 });
 }
 
 static int load(env *e, const img *im, const char *cmdline, vmm_pvh_boot *boot, mv_error *err)
@@ -314,12 +247,12 @@ static void test_entry_note_8_bytes(void **state)
 	mv_error err = { 0 };
 
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, put_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 8), 0 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, pvh_img_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 8), 0 });
 	if (load(e, &im, "", &boot, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(boot.entry, ENTRY);
 	entry = 1ULL << 32;
-	put_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 8);
+	pvh_img_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 8);
 	memset(e->ram, FILL, e->ram_size);
 	expect_bad(e, &im, NULL, "guest.elf: PVH entry 0x100000000 is above 4 GiB");
 }
@@ -335,7 +268,7 @@ static void test_high_ram(void **state)
 
 	(void)state;
 	build_good(&im, true);
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 4 * GiB + 0x1000, 0x10, 0x20 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 4 * GiB + 0x1000, 0x10, 0x20 });
 	if (load(e, &im, NULL, &boot, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(boot.image_end, 4 * GiB + 0x1020);
@@ -350,7 +283,7 @@ static void test_high_ram(void **state)
 	assert_int_equal(ld(e, mm + 32, 8), 1 * GiB);
 	assert_int_equal(ld(e, mm + 40, 4), 1);
 	/* the 32-bit hole is not RAM */
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 3 * GiB, 0x10, 0x10 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 3 * GiB, 0x10, 0x10 });
 	assert_int_equal(load(e, &im, NULL, &boot, &err), -EINVAL);
 	assert_string_equal(err.msg, "guest.elf: segment 2 [0xc0000000, 0xc0000010) is outside guest RAM");
 	env_free(e);
@@ -385,7 +318,7 @@ static void test_bad_ident(void **state)
 	im.buf[EI_DATA] = ELFDATA2MSB;
 	expect_bad(e, &im, NULL, "guest.elf: not a little-endian ELF file");
 	build_good(&im, true);
-	put_ehdr(&im, EM_AARCH64);
+	pvh_img_ehdr(&im, EM_AARCH64);
 	expect_bad(e, &im, NULL, "guest.elf: ELF machine 183 is not x86 (EM_X86_64 or EM_386)");
 }
 
@@ -406,7 +339,7 @@ static void test_truncated_headers(void **state)
 	expect_bad(e, &im, NULL, "guest.elf: truncated: program header 2 ends at byte 232 of 200");
 	build_good(&im, true);
 	im.phoff = 0x10000;
-	put_ehdr(&im, EM_X86_64);
+	pvh_img_ehdr(&im, EM_X86_64);
 	expect_bad(e, &im, NULL, "guest.elf: truncated: program headers start at byte 65536 of 1552");
 	build_good(&im, false);
 	im.size = 60;
@@ -420,11 +353,11 @@ static void test_bad_phdr_table(void **state)
 
 	build_good(&im, true);
 	im.phnum = 0;
-	put_ehdr(&im, EM_X86_64);
+	pvh_img_ehdr(&im, EM_X86_64);
 	expect_bad(e, &im, NULL, "guest.elf: no program headers");
 	build_good(&im, true);
 	im.phnum = PN_XNUM;
-	put_ehdr(&im, EM_X86_64);
+	pvh_img_ehdr(&im, EM_X86_64);
 	expect_bad(e, &im, NULL, "guest.elf: too many (extended numbering) program headers");
 	build_good(&im, true);
 	((Elf64_Ehdr *)im.buf)->e_phentsize = 32;
@@ -443,10 +376,10 @@ static void test_truncated_segment(void **state)
 	im.size = 0x580;
 	expect_bad(e, &im, NULL, "guest.elf: truncated: segment 2 ends at byte 1552 of 1408");
 	build_good(&im, false);
-	put_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x1000, 0x1000 });
+	pvh_img_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x1000, 0x1000 });
 	expect_bad(e, &im, NULL, "guest.elf: truncated: segment 1 ends at byte 4608 of 1552");
 	build_good(&im, true);
-	put_phdr(&im, 1, &(seg){ PT_LOAD, UINT64_MAX - 0xff, 0x100000, 0x200, 0x1000 });
+	pvh_img_phdr(&im, 1, &(seg){ PT_LOAD, UINT64_MAX - 0xff, 0x100000, 0x200, 0x1000 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 1: file offset 0xffffffffffffff00 plus size 0x200 overflows");
 }
 
@@ -456,14 +389,14 @@ static void test_segment_outside_ram(void **state)
 	img im;
 
 	build_good(&im, true);
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x10000000, 0x10, 0x1000 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x10000000, 0x10, 0x1000 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 2 [0x10000000, 0x10001000) is outside guest RAM");
 	/* straddling the end of RAM */
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 64 * MiB - 0x8, 0x10, 0x10 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 64 * MiB - 0x8, 0x10, 0x10 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 2 [0x3fffff8, 0x4000008) is outside guest RAM");
 	/* ELF32 into the ROM */
 	build_good(&im, false);
-	put_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, MVT_ROM_BASE, 0x300, 0x300 });
+	pvh_img_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, MVT_ROM_BASE, 0x300, 0x300 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 1 [0xffff0000, 0xffff0300) is outside guest RAM");
 }
 
@@ -473,7 +406,7 @@ static void test_segment_wraps(void **state)
 	img im;
 
 	build_good(&im, true);
-	put_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0xfffffffffffff000ULL, 0x300, 0x2000 });
+	pvh_img_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0xfffffffffffff000ULL, 0x300, 0x2000 });
 	expect_bad(e, &im, NULL,
 		   "guest.elf: segment 1 at 0xfffffffffffff000 with 0x2000 bytes wraps past the end of the address space");
 }
@@ -484,7 +417,7 @@ static void test_segment_filesz_gt_memsz(void **state)
 	img im;
 
 	build_good(&im, true);
-	put_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x300, 0x200 });
+	pvh_img_phdr(&im, 1, &(seg){ PT_LOAD, 0x200, 0x100000, 0x300, 0x200 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 1 has more file bytes (0x300) than memory bytes (0x200)");
 }
 
@@ -494,12 +427,12 @@ static void test_segment_over_boot_area(void **state)
 	img im;
 
 	build_good(&im, true);
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x5000, 0x10, 0x1001 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x5000, 0x10, 0x1001 });
 	expect_bad(e, &im, NULL, "guest.elf: segment 2 [0x5000, 0x6001) overlaps the PVH boot area [0x6000, 0x8000)");
 	/* just below and just above are fine */
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x5000, 0x10, 0x1000 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x5000, 0x10, 0x1000 });
 	assert_int_equal(load(e, &im, NULL, NULL, NULL), 0);
-	put_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x8000, 0x10, 0x10 });
+	pvh_img_phdr(&im, 2, &(seg){ PT_LOAD, 0x600, 0x8000, 0x10, 0x10 });
 	assert_int_equal(load(e, &im, NULL, NULL, NULL), 0);
 }
 
@@ -510,7 +443,7 @@ static void test_entry_outside_image(void **state)
 	uint32_t entry = 0x300000;
 
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, put_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 4), 0 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, pvh_img_note(im.buf + NOTE_OFF, "Xen", 18, &entry, 4), 0 });
 	expect_bad(e, &im, NULL, "guest.elf: PVH entry 0x300000 is not inside any loaded segment");
 }
 
@@ -544,7 +477,7 @@ static void test_no_note(void **state)
 
 	/* the notes are there but in a segment that is not PT_NOTE */
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NULL, NOTE_OFF, 0, 44, 44 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NULL, NOTE_OFF, 0, 44, 44 });
 	expect_bad(e, &im, NULL, "guest.elf: no XEN_ELFNOTE_PHYS32_ENTRY note (not a PVH kernel)");
 	/* right type, wrong name */
 	build_good(&im, false);
@@ -575,12 +508,12 @@ static void test_hostile_notes(void **state)
 		   "guest.elf: note at byte 256 (4294967295-byte name, 8-byte value) runs past the end of segment 0");
 	/* the Xen note's value one byte past the segment */
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, 43, 43 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, 43, 43 });
 	expect_bad(e, &im, NULL,
 		   "guest.elf: note at byte 280 (4-byte name, 4-byte value) runs past the end of segment 0");
 	/* a note header cut short */
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, 30, 30 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, 30, 30 });
 	expect_bad(e, &im, NULL, "guest.elf: note at byte 280 is cut off by the end of segment 0");
 	/* the Xen note with a 2-byte value */
 	build_good(&im, true);
@@ -589,7 +522,7 @@ static void test_hostile_notes(void **state)
 		   "guest.elf: the XEN_ELFNOTE_PHYS32_ENTRY note has a 2-byte value (expected 4 or 8)");
 	/* a PT_NOTE segment past the end of the file */
 	build_good(&im, true);
-	put_phdr(&im, 0, &(seg){ PT_NOTE, 0x1000, 0, 0x100, 0 });
+	pvh_img_phdr(&im, 0, &(seg){ PT_NOTE, 0x1000, 0, 0x100, 0 });
 	expect_bad(e, &im, NULL, "guest.elf: truncated: segment 0 ends at byte 4352 of 1552");
 }
 
@@ -859,7 +792,7 @@ static void build_tiny(img *im)
 	uint32_t entry = ENTRY;
 
 	build_good(im, true);
-	put_phdr(im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, put_note(im->buf + NOTE_OFF, "Xen", 18, &entry, 4), 0 });
+	pvh_img_phdr(im, 0, &(seg){ PT_NOTE, NOTE_OFF, 0, pvh_img_note(im->buf + NOTE_OFF, "Xen", 18, &entry, 4), 0 });
 	memcpy(im->buf + 0x200 + (ENTRY - 0x100000), tiny_code, sizeof(tiny_code));
 }
 

@@ -5,10 +5,12 @@
  * Without /dev/kvm or without the guest ELF each test prints a SKIP line.
  */
 #include "testutil.h"
+#include "pvh_image.h"
 
 #include "memvirt/hv.h"
 #include "memvirt/vmm.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -170,6 +172,9 @@ static void tv_dirty(const char *test, vmm_dirty_mode mode, uint32_t ring)
 	assert_int_equal(o->stats.dirty_rounds, 6);
 	assert_int_equal(o->stats.dirty_mismatches, 0);
 	assert_true(o->stats.dirty_pages_reported > 6 * 250);
+	/* A one-page ring fills during boot (emulated CPL0 stores log every write). */
+	if (mode == VMM_DIRTY_RING && ring == 256)
+		assert_true(o->stats.exits[HV_EXIT_DIRTY_RING_FULL] > 0);
 }
 
 static void test_dirty_bitmap(void **state) { (void)state; tv_dirty(__func__, VMM_DIRTY_BITMAP, 0); }
@@ -279,6 +284,98 @@ static void test_bad_guest_image(void **state)
 	assert_null(v);
 }
 
+/* ---- hand-made guests: how a run ends ---- */
+
+#define TINY_ENTRY 0x100000u
+
+/* A PVH image whose whole code is @code, loaded and entered at 1 MiB. */
+static void tv_tiny_image(img *im, const uint8_t *code, size_t len)
+{
+	uint32_t entry = TINY_ENTRY;
+	size_t note;
+
+	memset(im, 0, sizeof(*im));
+	im->is64 = true;
+	im->entry = TINY_ENTRY;
+	im->phoff = sizeof(Elf64_Ehdr);
+	im->phnum = 2;
+	note = pvh_img_note(im->buf + 0x100, "Xen", 18, &entry, 4);
+	memcpy(im->buf + 0x200, code, len);
+	im->size = 0x200 + len;
+	pvh_img_ehdr(im, EM_X86_64);
+	pvh_img_phdr(im, 0, &(seg){ PT_NOTE, 0x100, 0, note, note });
+	pvh_img_phdr(im, 1, &(seg){ PT_LOAD, 0x200, TINY_ENTRY, len, len });
+}
+
+/* Run @code; returns how the run ended (the test is skipped without KVM). */
+static void tv_tiny_run(const char *test, const uint8_t *code, size_t len, vmm_result *res)
+{
+	static img im;
+	vmm_config cfg = { .accel = "kvm", .ram_size = 16ull << 20, .nr_vcpus = 1,
+			   .elf = im.buf, .elf_name = "tiny.elf" };
+	mv_error err = { 0 };
+	vmm *v;
+	int r;
+
+	tv_tiny_image(&im, code, len);
+	cfg.elf_size = im.size;
+	r = vmm_new(&cfg, &v, &err);
+	if (r == -ENODEV) {
+		printf("SKIP: %s: %s\n", test, err.msg);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(vmm_run(v, res, &err), 0);
+	vmm_free(v);
+}
+
+static void test_end_hlt(void **state)
+{
+	static const uint8_t code[] = { 0xf4 };   /* hlt */
+	vmm_result res;
+
+	(void)state;
+	tv_tiny_run(__func__, code, sizeof(code), &res);
+	assert_int_equal(res.end, VMM_END_HLT);
+	assert_non_null(strstr(res.message, "vCPU 0 halted"));
+}
+
+/* With no IDT, #UD cannot be delivered: double, then triple fault. */
+static void test_end_shutdown(void **state)
+{
+	static const uint8_t code[] = { 0x0f, 0x0b };   /* ud2 */
+	vmm_result res;
+
+	(void)state;
+	tv_tiny_run(__func__, code, sizeof(code), &res);
+	assert_int_equal(res.end, VMM_END_SHUTDOWN);
+	assert_non_null(strstr(res.message, "triple fault"));
+}
+
+/*
+ * On this host CPL0 code runs through KVM's instruction emulator, which
+ * cannot run popcnt: an internal error whose message shows RIP and the
+ * bytes there. Where the host runs it natively the guest halts instead,
+ * which the test accepts and says so.
+ */
+static void test_end_internal_error(void **state)
+{
+	static const uint8_t code[] = { 0xf3, 0x0f, 0xb8, 0xc0, 0xf4 };  /* popcnt eax,eax; hlt */
+	vmm_result res;
+
+	(void)state;
+	tv_tiny_run(__func__, code, sizeof(code), &res);
+	if (res.end == VMM_END_HLT) {
+		printf("NOTE: %s: popcnt ran at CPL0 on this host; no internal error to show\n",
+		       __func__);
+		return;
+	}
+	assert_int_equal(res.end, VMM_END_ERROR);
+	if (!strstr(res.message, "internal error") || !strstr(res.message, "RIP 0x100000") ||
+	    !strstr(res.message, "f3 0f b8 c0 f4"))
+		fail_msg("unexpected message: %s", res.message);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +389,9 @@ int main(void)
 		cmocka_unit_test(test_two_vcpus),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_bad_guest_image),
+		cmocka_unit_test(test_end_hlt),
+		cmocka_unit_test(test_end_shutdown),
+		cmocka_unit_test(test_end_internal_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

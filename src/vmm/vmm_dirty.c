@@ -79,18 +79,13 @@ static int vmm_cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/*
- * Symmetric difference between the dirty pages of the working set (bitmap
- * @dirty, bit i = page i) and the reported frames @gfns: every page dirty
- * but not reported, or reported but not dirty (or outside the set).
- */
-static uint64_t vmm_dirty_diff(const vmm_ws *ws, const unsigned long *dirty,
-			       uint64_t *gfns, size_t n)
+uint64_t vmm_dirty_diff(const vmm_ws *ws, const unsigned long *dirty, uint64_t *gfns, size_t n)
 {
 	uint64_t base = ws->gpa / HV_PAGE_SIZE, mismatches = 0;
 	size_t j = 0;
 
-	qsort(gfns, n, sizeof(*gfns), vmm_cmp_u64);
+	if (n)
+		qsort(gfns, n, sizeof(*gfns), vmm_cmp_u64);
 	for (uint64_t i = 0; i < ws->pages; i++) {
 		bool is_dirty = dirty[i / 64] >> (i % 64) & 1;
 		bool reported;

@@ -78,6 +78,13 @@ void vmm_dirty_ws_register(void *opaque, unsigned vcpu, uint64_t gpa, uint64_t p
 uint64_t vmm_dirty_round_end(void *opaque, unsigned vcpu, uint32_t round,
 			     const uint64_t *gfns, size_t n);
 int vmm_dirty_start(vmm *v, mv_error *err);
+/*
+ * Size of the symmetric difference between the dirty pages of working set
+ * @ws (bitmap @dirty, bit i = page i of the set) and the reported guest
+ * frames @gfns (sorted in place): pages dirty but not reported, reported
+ * but not dirty, reported twice, or reported outside the set.
+ */
+uint64_t vmm_dirty_diff(const vmm_ws *ws, const unsigned long *dirty, uint64_t *gfns, size_t n);
 void vmm_dirty_stop(vmm *v);
 
 #endif
