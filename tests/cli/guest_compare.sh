@@ -7,17 +7,7 @@
 BIN=$1 DIR=$2
 . "$DIR/lib.sh.inc"
 
-ELF=$(dirname "$BIN")/guests/testguest.elf
-
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "SKIP: guest_compare: qemu-system-x86_64 not installed"
-	exit 0
-fi
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest_compare: /dev/kvm not usable"
-	exit 0
-fi
-[ -f "$ELF" ] || fail "guest_compare: $ELF not built"
+need_qemu_kvm_guest guest_compare
 
 # The report lines both VMMs must agree on.
 report() {

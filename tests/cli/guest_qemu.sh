@@ -7,17 +7,7 @@
 BIN=$1 DIR=$2
 . "$DIR/lib.sh.inc"
 
-ELF=$(dirname "$BIN")/guests/testguest.elf
-
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "SKIP: guest_qemu: qemu-system-x86_64 not installed"
-	exit 0
-fi
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest_qemu: /dev/kvm not usable"
-	exit 0
-fi
-[ -f "$ELF" ] || fail "guest_qemu: $ELF not built (cmake --build <dir> --target mv_guests)"
+need_qemu_kvm_guest guest_qemu
 
 # boot APPEND QEMU-ARGS...: the guest's debugcon text in OUT, QEMU's stderr in ERR, status in STATUS.
 boot() {
