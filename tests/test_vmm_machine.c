@@ -319,13 +319,13 @@ static void test_bad_config(void **state)
 	(void)state;
 	assert_int_equal(mv_memory_new(NULL, &mem), 0);
 	assert_int_equal(vmm_x86_machine_new(mem, 8 * MiB, 1, NULL, &m, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "-m: guest RAM of 0x800000 bytes"));
+	assert_non_null(strstr(err.msg, "--mem: guest RAM of 0x800000 bytes"));
 	assert_int_equal(vmm_x86_machine_new(mem, 17 * MiB, 1, NULL, &m, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "multiple of 2 MiB"));
 	assert_int_equal(vmm_x86_machine_new(mem, 1ULL << 53, 1, NULL, &m, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "52-bit"));
 	assert_int_equal(vmm_x86_machine_new(mem, 64 * MiB, 0, NULL, &m, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "-smp: 0 vCPUs"));
+	assert_non_null(strstr(err.msg, "--smp: 0 vCPUs"));
 	assert_int_equal(vmm_x86_machine_new(mem, 64 * MiB, 257, NULL, &m, &err), -EINVAL);
 	assert_null(m);
 	/* nothing was left behind: a good machine still builds in the same memory */

@@ -274,14 +274,14 @@ static int check_config(uint64_t ram_size, unsigned nr_vcpus, mv_error *err)
 {
 	if (ram_size < VMM_RAM_MIN || ram_size % VMM_RAM_ALIGN)
 		return mv_error_set(err, -EINVAL,
-				    "-m: guest RAM of 0x%" PRIx64 " bytes must be a multiple of 2 MiB and at least 16 MiB",
+				    "--mem: guest RAM of 0x%" PRIx64 " bytes must be a multiple of 2 MiB and at least 16 MiB",
 				    ram_size);
 	if (ram_size > MVT_LOWMEM_END && ram_size - MVT_LOWMEM_END > X86_PHYS_LIMIT - X86_4GIB)
 		return mv_error_set(err, -EINVAL,
-				    "-m: guest RAM of 0x%" PRIx64 " bytes would end beyond the 52-bit physical address space",
+				    "--mem: guest RAM of 0x%" PRIx64 " bytes would end beyond the 52-bit physical address space",
 				    ram_size);
 	if (nr_vcpus < 1 || nr_vcpus > VMM_X86_MAX_VCPUS)
-		return mv_error_set(err, -EINVAL, "-smp: %u vCPUs: the x86 machine takes 1 to %u",
+		return mv_error_set(err, -EINVAL, "--smp: %u vCPUs: the x86 machine takes 1 to %u",
 				    nr_vcpus, VMM_X86_MAX_VCPUS);
 	return 0;
 }

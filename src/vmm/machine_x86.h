@@ -57,8 +57,8 @@ typedef struct vmm_x86_machine vmm_x86_machine;
  * Build the machine in @mem (which must be otherwise empty) with @ram_size
  * bytes of RAM (a multiple of 2 MiB, at least 16 MiB, ending below 2^52)
  * for @nr_vcpus vCPUs (1..VMM_X86_MAX_VCPUS). @hooks is copied (NULL: no
- * hooks). Errors (-EINVAL/-ENOMEM with a sentence naming the option, "-m"
- * or "-smp"): bad size or vCPU count, RAM allocation failure.
+ * hooks). Errors (-EINVAL/-ENOMEM with a sentence naming the option, "--mem"
+ * or "--smp"): bad size or vCPU count, RAM allocation failure.
  */
 int vmm_x86_machine_new(mv_memory *mem, uint64_t ram_size, unsigned nr_vcpus,
 			const vmm_hooks *hooks, vmm_x86_machine **out, mv_error *err);
