@@ -274,11 +274,8 @@ static void test_bad_guest_image(void **state)
 	int r;
 
 	(void)state;
+	/* The image is checked before the VM exists: no /dev/kvm needed. */
 	r = vmm_new(&cfg, &v, &err);
-	if (r == -ENODEV) {
-		printf("SKIP: %s: %s\n", __func__, err.msg);
-		skip();
-	}
 	assert_int_equal(r, -EINVAL);
 	assert_non_null(strstr(err.msg, "junk.elf"));
 	assert_null(v);

@@ -182,11 +182,12 @@ static int vmm_build(vmm *v, mv_error *err)
 {
 	int r = vmm_build_machine(v, err);
 
-	if (!r)
-		r = vmm_build_vm(v, err);
+	/* The image first: a bad one is reported without needing /dev/kvm. */
 	if (!r)
 		r = vmm_pvh_load(v->machine, v->cfg.elf, v->cfg.elf_size, v->cfg.elf_name,
 				 v->cfg.cmdline, &v->boot, err);
+	if (!r)
+		r = vmm_build_vm(v, err);
 	if (!r)
 		r = vmm_build_vcpus(v, err);
 	if (!r && hv_mem_error(v->hm))
