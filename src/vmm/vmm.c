@@ -207,15 +207,13 @@ int vmm_new(const vmm_config *cfg, vmm **out, mv_error *err)
 	if (!v)
 		return mv_error_set(err, -ENOMEM, "out of memory creating the VMM");
 	v->cfg = *cfg;
-	v->cfg.elf = NULL;  /* borrowed only while loading */
 	v->nr_vcpus = cfg->nr_vcpus;
 	v->t0_ns = cfg->t_process_start_ns ? cfg->t_process_start_ns : t;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
 	pthread_mutex_init(&v->dirty_lock, NULL);
-	v->cfg.elf = cfg->elf;
 	r = vmm_build(v, err);
-	v->cfg.elf = NULL;
+	v->cfg.elf = NULL;  /* borrowed only while loading */
 	if (r) {
 		vmm_free(v);
 		return r;

@@ -49,26 +49,35 @@ static void vmm_dirty_sync(vmm *v)
 	v->stats.dirty_sync_ns += vmm_now_ns() - t;
 }
 
+/*
+ * Sync, then take (fetch and clear) the dirty bits of working set @ws from
+ * its RAM block: a bitmap, bit i = page i of the set, to free; NULL when
+ * the set is empty, not plain RAM, or memory is short. dirty_lock held.
+ */
+static unsigned long *vmm_ws_take_dirty(vmm *v, const vmm_ws *ws)
+{
+	uint64_t off, len = ws->pages * HV_PAGE_SIZE;
+	mv_ramblock *rb = ws->pages ? vmm_gpa_to_ram(v, ws->gpa, len, &off) : NULL;
+	unsigned long *bits = rb ? calloc((ws->pages + 63) / 64, sizeof(*bits)) : NULL;
+
+	if (bits) {
+		vmm_dirty_sync(v);
+		mv_ramblock_take_dirty(rb, off, len, bits);
+	}
+	return bits;
+}
+
 void vmm_dirty_ws_register(void *opaque, unsigned vcpu, uint64_t gpa, uint64_t pages)
 {
 	vmm *v = opaque;
-	uint64_t off, len = pages * HV_PAGE_SIZE;
-	mv_ramblock *rb;
-	unsigned long *scratch;
 
 	if (vcpu >= VMM_MAX_VCPUS)
 		return;
 	pthread_mutex_lock(&v->dirty_lock);
-	v->ws[vcpu].gpa = gpa;
-	v->ws[vcpu].pages = pages;
-	rb = pages ? vmm_gpa_to_ram(v, gpa, len, &off) : NULL;
-	scratch = rb ? calloc((pages + 63) / 64, sizeof(*scratch)) : NULL;
-	if (scratch) {
-		vmm_dirty_log_start(v);
-		vmm_dirty_sync(v);
-		mv_ramblock_take_dirty(rb, off, len, scratch);
-	}
-	free(scratch);
+	v->ws[vcpu] = (vmm_ws){ gpa, pages };
+	vmm_dirty_log_start(v);
+	/* Whatever was dirty before the set was declared is not round 1's. */
+	free(vmm_ws_take_dirty(v, &v->ws[vcpu]));
 	pthread_mutex_unlock(&v->dirty_lock);
 }
 
@@ -104,20 +113,17 @@ uint64_t vmm_dirty_round_end(void *opaque, unsigned vcpu, uint32_t round,
 			     const uint64_t *gfns, size_t n)
 {
 	vmm *v = opaque;
-	vmm_ws ws = vcpu < VMM_MAX_VCPUS ? v->ws[vcpu] : (vmm_ws){ 0 };
-	uint64_t off, mismatches = UINT64_MAX;
-	unsigned long *dirty = calloc((ws.pages + 63) / 64 + 1, sizeof(*dirty));
+	uint64_t mismatches = UINT64_MAX;
 	uint64_t *sorted = malloc((n ? n : 1) * sizeof(*sorted));
-	mv_ramblock *rb;
+	unsigned long *dirty = NULL;
 
 	(void)round;
 	pthread_mutex_lock(&v->dirty_lock);
-	rb = ws.pages ? vmm_gpa_to_ram(v, ws.gpa, ws.pages * HV_PAGE_SIZE, &off) : NULL;
-	if (dirty && sorted && rb && v->cfg.dirty != VMM_DIRTY_OFF) {
-		vmm_dirty_sync(v);
-		mv_ramblock_take_dirty(rb, off, ws.pages * HV_PAGE_SIZE, dirty);
+	if (sorted && vcpu < VMM_MAX_VCPUS && v->cfg.dirty != VMM_DIRTY_OFF)
+		dirty = vmm_ws_take_dirty(v, &v->ws[vcpu]);
+	if (dirty) {
 		memcpy(sorted, gfns, n * sizeof(*sorted));
-		mismatches = vmm_dirty_diff(&ws, dirty, sorted, n);
+		mismatches = vmm_dirty_diff(&v->ws[vcpu], dirty, sorted, n);
 		v->stats.dirty_rounds++;
 		v->stats.dirty_pages_reported += n;
 		v->stats.dirty_mismatches += mismatches;
