@@ -1,0 +1,180 @@
+/*
+ * The generic page-table walker of the software MMU (after Linux's
+ * arch/arm64/kvm/hyp/pgtable.c): one walk over a radix table, visitor
+ * callbacks chosen by flags (leaf, table-pre, table-post), a context per
+ * visited entry, and an mm_ops table that says how table memory is
+ * allocated, refcounted and reached. The same walker serves ARMv8 stage-2,
+ * x86 EPT, guest stage-1 tables (whose "physical" addresses are IPAs read
+ * through stage-2) and tests.
+ *
+ * Levels use the ARM numbering: the leaf level is @last_level (3), each
+ * level above it resolves (granule_shift - 3) more bits, and the start
+ * level may be -1 (5-level EPT / LPA2) .. 3. The start level may hold up to
+ * 16 concatenated tables (ARMv8 stage-2), i.e. more than one granule of
+ * entries.
+ *
+ * Entries are 64-bit and are read and written with atomics: a walk with
+ * MV_PGT_WALK_SHARED may run concurrently with other shared walks (callers
+ * hold the VM's mmu_lock for reading and update entries only with
+ * mv_pgt_ctx_try_set); any other walk needs the lock for writing.
+ *
+ * Refcounting (as Linux): a table page's count is 1 + the number of
+ * non-zero entries in it. Visitors that install or clear entries get/put
+ * the containing page; a table whose count drops to 1 is empty and is
+ * freed by the table-post visitor of the operation that emptied it.
+ */
+#ifndef MEMVIRT_SOFT_PGTABLE_H
+#define MEMVIRT_SOFT_PGTABLE_H
+
+#include "memvirt/base.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t mv_pte;
+
+/* Outcome of a walk or of one visitor (explicit, no errno). */
+typedef enum mv_pgt_result {
+	MV_PGT_OK = 0,
+	MV_PGT_AGAIN,    /* lost a race (entry changed or locked under us): retry */
+	MV_PGT_NOMEM,    /* mm_ops could not allocate a table page */
+	MV_PGT_RANGE,    /* the range is outside the table's input address size */
+	MV_PGT_EXISTS,   /* the entry already holds a different valid mapping */
+	MV_PGT_NOENT,    /* no leaf where one was required */
+	MV_PGT_FAULT,    /* mm_ops could not reach a table (phys_to_virt gave NULL) */
+	MV_PGT_STOP,     /* a visitor ended the walk on purpose; not an error */
+} mv_pgt_result;
+
+/* Human-readable name of a result ("ok", "again", ...). */
+const char *mv_pgt_result_name(mv_pgt_result r);
+
+/*
+ * How table memory is managed. Table addresses inside descriptors are
+ * "physical" addresses; phys_to_virt / virt_to_phys convert (identity for
+ * the software stage-2, whose PA is the HVA; an IPA -> HVA lookup for
+ * guest stage-1 tables). @arg is the pgt's mm_arg.
+ */
+typedef struct mv_pgt_mm_ops {
+	/* One zeroed granule; page count 1. NULL = no memory. */
+	void *(*zalloc_page)(void *arg, size_t granule);
+	/* @size bytes (a multiple of the granule), zeroed, for concatenated roots. */
+	void *(*zalloc_pages_exact)(void *arg, size_t size);
+	void (*free_pages_exact)(void *arg, void *va, size_t size);
+	void (*get_page)(void *arg, void *va);
+	/* Drop one reference of the page holding @va; frees it at zero. */
+	void (*put_page)(void *arg, void *va);
+	int (*page_count)(void *arg, void *va);
+	/* NULL when @pa is unreachable: the walk ends with MV_PGT_FAULT. */
+	void *(*phys_to_virt)(void *arg, uint64_t pa);
+	uint64_t (*virt_to_phys)(void *arg, void *va);
+} mv_pgt_mm_ops;
+
+/* Per-format descriptor decoding the walker needs. */
+typedef struct mv_pgt_format {
+	const char *name;
+	/* Does @pte point to a next-level table (never true at the last level)? */
+	bool (*is_table)(mv_pte pte, int level);
+	/* Does @pte map something or point to a table? */
+	bool (*is_valid)(mv_pte pte);
+	/* Physical address of the table @pte points to. */
+	uint64_t (*table_pa)(mv_pte pte);
+} mv_pgt_format;
+
+/* One table. Filled by the format's init function (or by hand in tests). */
+typedef struct mv_pgt {
+	const mv_pgt_format *fmt;
+	const mv_pgt_mm_ops *mm_ops;
+	void *mm_arg;
+	unsigned ia_bits;        /* input address size in bits */
+	unsigned granule_shift;  /* 12, 14 or 16 */
+	int start_level;         /* -1 .. last_level */
+	int last_level;          /* 3 */
+	uint64_t root_pa;        /* start-level table(s) */
+} mv_pgt;
+
+/* Bits of input address below level @level's entries (12 + 9*(3-level) for 4 KiB). */
+unsigned mv_pgt_level_shift(const mv_pgt *pgt, int level);
+/* Bytes covered by one entry at @level. */
+uint64_t mv_pgt_level_size(const mv_pgt *pgt, int level);
+/* Entries in one table at @level (the start level: all concatenated tables). */
+uint64_t mv_pgt_level_entries(const mv_pgt *pgt, int level);
+/* Number of concatenated start-level tables (1..16). */
+unsigned mv_pgt_root_pages(const mv_pgt *pgt);
+
+/* Which visits a walker wants, plus walk options. */
+enum {
+	MV_PGT_VISIT_LEAF = 1u << 0,       /* every non-table entry, invalid ones included */
+	MV_PGT_VISIT_TABLE_PRE = 1u << 1,  /* a table entry, before descending */
+	MV_PGT_VISIT_TABLE_POST = 1u << 2, /* a table entry, after its subtree */
+	MV_PGT_WALK_SHARED = 1u << 8,      /* concurrent with other shared walks */
+};
+typedef unsigned mv_pgt_visit;
+
+/* What a visitor sees. */
+typedef struct mv_pgt_ctx {
+	mv_pgt *pgt;
+	mv_pte *ptep;         /* the entry, in table memory */
+	mv_pte old;           /* its value when the visit started */
+	uint64_t start;       /* start of the walked range */
+	uint64_t addr;        /* input address this visit covers from (>= start) */
+	uint64_t end;         /* end of the walked range (exclusive) */
+	int level;
+	unsigned flags;       /* the walker's flags */
+	void *arg;            /* the walker's arg */
+} mv_pgt_ctx;
+
+/*
+ * A visitor. After a LEAF visit the walker re-reads the entry and descends
+ * if it has become a table (how map visitors create tables); after a
+ * TABLE_PRE visit likewise (the entry may have been replaced). Anything
+ * but MV_PGT_OK ends the walk with that result.
+ */
+typedef mv_pgt_result (*mv_pgt_visitor_fn)(const mv_pgt_ctx *ctx, mv_pgt_visit visit);
+
+typedef struct mv_pgt_walker {
+	mv_pgt_visitor_fn cb;
+	void *arg;
+	unsigned flags;       /* MV_PGT_VISIT_* | MV_PGT_WALK_* */
+} mv_pgt_walker;
+
+/*
+ * Walk [addr, addr + size) of @pgt. Returns MV_PGT_OK, MV_PGT_RANGE when
+ * the range exceeds ia_bits, MV_PGT_FAULT when a table is unreachable, or
+ * the first non-OK visitor result (MV_PGT_STOP included, for callers that
+ * stop early on purpose).
+ */
+mv_pgt_result mv_pgt_walk(mv_pgt *pgt, uint64_t addr, uint64_t size, const mv_pgt_walker *w);
+
+/*
+ * Atomically replace ctx->old by @new in *ctx->ptep: a compare-and-swap for
+ * shared walks (false when the entry changed since the visit started), a
+ * plain atomic store otherwise (always true).
+ */
+bool mv_pgt_ctx_try_set(const mv_pgt_ctx *ctx, mv_pte new);
+/* Atomic read of an entry. */
+mv_pte mv_pgt_read(const mv_pte *ptep);
+/* Virtual address of the table @pte points to (via mm_ops). NULL if unreachable. */
+mv_pte *mv_pgt_ctx_table(const mv_pgt_ctx *ctx, mv_pte pte);
+
+/*
+ * The leaf covering @addr: its value (0 when the walk ends at an invalid
+ * entry) and level. Returns MV_PGT_OK, MV_PGT_RANGE or MV_PGT_FAULT.
+ */
+mv_pgt_result mv_pgt_get_leaf(mv_pgt *pgt, uint64_t addr, mv_pte *pte, int *level);
+
+/*
+ * A pool of host table pages: the default mm_ops for software stage-2 and
+ * EPT (table PA = HVA). Allocations go through @alloc (inject failures in
+ * tests); it counts live pages so tests can check that unmapping everything
+ * frees every table. Thread-safe.
+ */
+typedef struct mv_pgt_pool mv_pgt_pool;
+int mv_pgt_pool_new(const mv_allocator *alloc, mv_pgt_pool **out);
+/* Free the pool and any page still allocated from it. NULL is a no-op. */
+void mv_pgt_pool_free(mv_pgt_pool *pool);
+/* Granules currently allocated (a concatenated root counts its granules). */
+size_t mv_pgt_pool_live_pages(const mv_pgt_pool *pool);
+/* The pool's mm_ops; use the pool itself as mm_arg. */
+const mv_pgt_mm_ops *mv_pgt_pool_mm_ops(void);
+
+#endif
