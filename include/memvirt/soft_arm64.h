@@ -179,6 +179,7 @@ typedef struct mv_a64_insn {
 	mv_a64_op op;
 	uint8_t size;       /* bytes per register: 1, 2, 4, 8 or 16 (Qt) */
 	uint8_t rt, rt2;    /* target register(s); rt2 only for pairs */
+	uint8_t rs;         /* store-exclusive: status register Ws (0 = stored, 1 = failed) */
 	uint8_t rn;         /* base register 0..30, 31 = SP, MV_A64_RN_ABS */
 	uint8_t wb;         /* MV_A64_WB_* (ISV=0 when not NONE) */
 	int64_t imm;        /* offset added to the base (or the writeback amount for POST) */
