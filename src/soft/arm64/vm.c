@@ -1,0 +1,436 @@
+/*
+ * The arm64 soft VM: its memslots (with KVM/arm64's prepare and commit
+ * hooks), the stage-2 table and the TLB maintenance it needs, the MMU
+ * notifier (kvm_mmu_notifier_invalidate_range_start/end and the
+ * mmu_invalidate_* state faults check), the VM's switches, and the vCPU
+ * registry.
+ */
+#include "soft/arm64/a64_abort.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+/* Entries of each vCPU's TLB. */
+#define A64_VCPU_TLB_ENTRIES 256u
+/* VMID width of an allocator the VM owns (VTCR_EL2.VS = 1). */
+#define A64_VMID_BITS 16u
+#define A64_DEFAULT_MAX_VCPUS 64u
+/* kvm_get_vtcr's default IPA size (KVM_VM_TYPE_ARM_IPA_SIZE 0). */
+#define A64_DEFAULT_IPA_BITS 40u
+
+/* ---- memslots: kvm_arch_prepare/commit_memory_region ---- */
+
+/* A slot must lie inside the VM's IPA space (the check KVM/arm64 adds). */
+static int a64_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
+			       const mv_memslot *new)
+{
+	mv_a64_vm *vm = arg;
+
+	(void)old;
+	if (change == MV_MR_DELETE)
+		return 0;
+	if (new->base_gfn + new->npages > (1ull << vm->s2.cfg.ia_bits) >> 12)
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * A deleted or moved slot loses its stage-2 mappings
+ * (kvm_arch_flush_shadow_memslot); a slot that logs dirty pages starts
+ * write-protected, so its first write to each page faults and is logged
+ * (kvm_mmu_wp_memory_region). Faults are kept out by slots_lock.
+ */
+static void a64_vm_arch_commit(void *arg, mv_memslot_change change, const mv_memslot *old,
+			       const mv_memslot *new)
+{
+	mv_a64_vm *vm = arg;
+
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	if (change == MV_MR_DELETE || change == MV_MR_MOVE)
+		mv_s2_unmap(&vm->s2, old->base_gfn << 12, old->npages << 12);
+	if (change != MV_MR_DELETE && (new->flags & HV_MEM_LOG_DIRTY_PAGES))
+		mv_s2_wrprotect(&vm->s2, new->base_gfn << 12, new->npages << 12);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+int mv_a64_vm_set_memslot(mv_a64_vm *vm, const hv_memslot *m)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	r = mv_memslots_set(vm->slots, m);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+/* ---- creation ---- */
+
+/* The stage-2 configuration of @vtcr (0: KVM's default); 4 KiB granule only. */
+static int a64_vm_s2_config(uint64_t vtcr, mv_s2_config *cfg, mv_error *err)
+{
+	int r;
+
+	if (!vtcr) {
+		r = mv_s2_config_for_ipa(A64_DEFAULT_IPA_BITS, 12, cfg);
+		return r ? mv_error_set(err, r, "the default 40-bit IPA stage 2 cannot be set up") : 0;
+	}
+	r = mv_vtcr_decode(vtcr, cfg, err);
+	if (r)
+		return r;
+	if (cfg->granule_shift != 12)
+		return mv_error_set(err, -EINVAL,
+				    "VTCR_EL2.TG0 selects a %u KiB granule; stage 2 uses the host's "
+				    "4 KiB pages",
+				    (1u << cfg->granule_shift) >> 10);
+	return 0;
+}
+
+/* Undo a64_vm_init_parts; safe on a partly built VM. */
+static void a64_vm_free_parts(mv_a64_vm *vm)
+{
+	if (vm->iobus)
+		mv_iobus_free(vm->iobus);
+	mv_memslots_free(vm->slots);
+	mv_pgt_pool_free(vm->pool);
+	if (vm->own_host)
+		mv_soft_host_free(vm->host);
+	if (vm->own_vmids)
+		mv_vmid_alloc_free(vm->vmids);
+	mv_free(vm->alloc, vm->vcpus);
+	pthread_mutex_destroy(&vm->vcpus_lock);
+	pthread_rwlock_destroy(&vm->mmu_lock);
+	pthread_rwlock_destroy(&vm->slots_lock);
+	mv_free(vm->alloc, vm);
+}
+
+/* Everything but the stage-2 table: what the config does not provide is owned. */
+static int a64_vm_init_parts(mv_a64_vm *vm, const mv_a64_vm_config *cfg)
+{
+	mv_memslots_config mcfg = {
+		.nr_as = 1,
+		.nr_slots = cfg->nr_slots,
+		.dirty_bitmap = true,
+		.arch_prepare = a64_vm_arch_prepare,
+		.arch_commit = a64_vm_arch_commit,
+		.arg = vm,
+		.alloc = vm->alloc,
+	};
+	int r;
+
+	vm->vcpus = mv_zalloc(vm->alloc, vm->max_vcpus * sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	vm->vmids = cfg->vmids;
+	if (!vm->vmids) {
+		r = mv_vmid_alloc_new(A64_VMID_BITS, vm->max_vcpus, vm->alloc, &vm->vmids);
+		if (r)
+			return r;
+		vm->own_vmids = true;
+	}
+	vm->host = cfg->host;
+	if (!vm->host) {
+		r = mv_soft_host_new(vm->alloc, &vm->host);
+		if (r)
+			return r;
+		vm->own_host = true;
+	}
+	if (!cfg->mm_ops) {
+		r = mv_pgt_pool_new(vm->alloc, &vm->pool);
+		if (r)
+			return r;
+	}
+	r = mv_memslots_new(&mcfg, &vm->slots);
+	if (r)
+		return r;
+	return mv_iobus_new(vm->alloc, &vm->iobus);
+}
+
+int mv_a64_vm_new(const mv_a64_vm_config *cfg, mv_a64_vm **out, mv_error *err)
+{
+	static const mv_a64_vm_config defaults;
+	const mv_allocator *alloc;
+	mv_s2_config s2cfg;
+	mv_a64_vm *vm;
+	int r;
+
+	cfg = cfg ? cfg : &defaults;
+	alloc = cfg->alloc ? cfg->alloc : mv_allocator_libc();
+	r = a64_vm_s2_config(cfg->vtcr, &s2cfg, err);
+	if (r)
+		return r;
+	if (cfg->nr_slots > MV_MEMSLOT_SLOTS_NUM)
+		return mv_error_set(err, -EINVAL, "nr_slots %u is above KVM's %u slots per address space",
+				    cfg->nr_slots, MV_MEMSLOT_SLOTS_NUM);
+	vm = mv_zalloc(alloc, sizeof(*vm));
+	if (!vm)
+		return mv_error_set(err, -ENOMEM, "out of memory for the arm64 VM");
+	vm->alloc = alloc;
+	vm->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : A64_DEFAULT_MAX_VCPUS;
+	vm->handler_on = true;
+	pthread_rwlock_init(&vm->slots_lock, NULL);
+	pthread_rwlock_init(&vm->mmu_lock, NULL);
+	pthread_mutex_init(&vm->vcpus_lock, NULL);
+	r = a64_vm_init_parts(vm, cfg);
+	if (!r) {
+		const mv_pgt_mm_ops *mm = cfg->mm_ops ? cfg->mm_ops : mv_pgt_pool_mm_ops();
+		void *mm_arg = cfg->mm_ops ? cfg->mm_arg : vm->pool;
+
+		r = mv_s2_init(&vm->s2, &s2cfg, mm, mm_arg, a64_vm_tlbi_ipa, vm);
+	}
+	if (r) {
+		a64_vm_free_parts(vm);
+		return mv_error_set(err, r, "cannot create the arm64 VM: %s",
+				    r == -ENOMEM ? "out of memory" : "bad configuration");
+	}
+	*out = vm;
+	return 0;
+}
+
+void mv_a64_vm_free(mv_a64_vm *vm)
+{
+	if (!vm)
+		return;
+	mv_s2_destroy(&vm->s2);
+	a64_vm_free_parts(vm);
+}
+
+/* ---- switches and parts ---- */
+
+/* The switches change under slots_lock for writing: an abort in flight sees one setting. */
+void mv_a64_vm_enable_nisv_to_user(mv_a64_vm *vm, bool on)
+{
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->nisv_to_user = on;
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+void mv_a64_vm_set_handler(mv_a64_vm *vm, bool on)
+{
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->handler_on = on;
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+void mv_a64_vm_set_sea_claim(mv_a64_vm *vm, bool (*fn)(void *arg, uint64_t ipa), void *arg)
+{
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->sea_claim = fn;
+	vm->sea_claim_arg = arg;
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+void mv_a64_vm_set_fault_hook(mv_a64_vm *vm, void (*fn)(void *arg, mv_a64_vcpu *vcpu, uint64_t ipa),
+			      void *arg)
+{
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->fault_hook = fn;
+	vm->fault_hook_arg = arg;
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+mv_iobus *mv_a64_vm_iobus(mv_a64_vm *vm)
+{
+	return vm->iobus;
+}
+
+mv_soft_host *mv_a64_vm_host(mv_a64_vm *vm)
+{
+	return vm->host;
+}
+
+const mv_s2_config *mv_a64_vm_s2_config(const mv_a64_vm *vm)
+{
+	return &vm->s2.cfg;
+}
+
+/* ---- direct stage-2 access ---- */
+
+/* -EINVAL with a sentence unless [ipa, ipa + size) -> hva can be one run of level-@level leaves. */
+static int a64_vm_install_check(const mv_a64_vm *vm, uint64_t ipa, uint64_t size, uint64_t hva,
+				int level, mv_error *err)
+{
+	const mv_s2_pgt *s2 = &vm->s2;
+	uint64_t block, ipa_end;
+
+	if (level < 1 || level > 3 || level < s2->cfg.start_level)
+		return mv_error_set(err, -EINVAL,
+				    "stage-2 level %d cannot hold leaves (levels 1..3 from start level %d)",
+				    level, s2->cfg.start_level);
+	block = mv_pgt_level_size(&s2->pgt, level);
+	if (!size || (size | ipa | hva) & (block - 1))
+		return mv_error_set(err, -EINVAL,
+				    "IPA 0x%" PRIx64 ", host 0x%" PRIx64 " and size 0x%" PRIx64
+				    " must be multiples of the level-%d size 0x%" PRIx64,
+				    ipa, hva, size, level, block);
+	ipa_end = ipa + size;
+	if (ipa_end < ipa || ipa_end > 1ull << s2->cfg.ia_bits)
+		return mv_error_set(err, -EINVAL,
+				    "IPA range 0x%" PRIx64 "+0x%" PRIx64 " is outside the %u-bit IPA space",
+				    ipa, size, s2->cfg.ia_bits);
+	return 0;
+}
+
+int mv_a64_vm_s2_install(mv_a64_vm *vm, uint64_t ipa, uint64_t size, uint64_t hva, uint64_t attr,
+			 int level, mv_error *err)
+{
+	mv_pgt_result r;
+	int rc = a64_vm_install_check(vm, ipa, size, hva, level, err);
+
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	r = mv_s2_map(&vm->s2, ipa, size, hva, attr, level, 0);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+	if (r == MV_PGT_OK)
+		return 0;
+	return mv_error_set(err, r == MV_PGT_NOMEM ? -ENOMEM : -EINVAL,
+			    "installing IPA 0x%" PRIx64 "+0x%" PRIx64 " in stage 2 failed: %s", ipa, size,
+			    mv_pgt_result_name(r));
+}
+
+mv_pgt_result mv_a64_vm_s2_leaf(mv_a64_vm *vm, uint64_t ipa, mv_pte *pte, int *level)
+{
+	mv_pgt_result r;
+
+	pthread_rwlock_rdlock(&vm->mmu_lock);
+	r = mv_s2_get_leaf(&vm->s2, ipa, pte, level);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+	return r;
+}
+
+void mv_a64_vm_s2_stats(mv_a64_vm *vm, mv_s2_stats *st)
+{
+	pthread_rwlock_rdlock(&vm->mmu_lock);
+	mv_s2_get_stats(&vm->s2, st);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+/*
+ * TLBI IPAS2E1IS + VMALLE1IS, broadcast: every vCPU TLB drops the VM's
+ * entries for the range. Each flush waits for the access its vCPU has in
+ * flight (the TLB lock), as DSB waits for the TLBI to complete.
+ */
+void a64_vm_tlbi_ipa(void *arg, uint64_t ipa, uint64_t size)
+{
+	mv_a64_vm *vm = arg;
+	uint16_t vmid = mv_vmid_value(vm->vmids, &vm->vmid);
+
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (unsigned i = 0; i < vm->max_vcpus; i++)
+		if (vm->vcpus[i])
+			mv_tlb_flush_ipa(vm->vcpus[i]->tlb, vmid, ipa, size);
+	pthread_mutex_unlock(&vm->vcpus_lock);
+}
+
+/* ---- MMU notifier ---- */
+
+/* kvm_mmu_invalidate_range_add + kvm_unmap_gfn_range for one slot's part of the range. */
+static int a64_vm_invalidate_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+				  uint64_t gfn_end)
+{
+	mv_a64_vm *vm = arg;
+
+	(void)slot;
+	if (vm->mmu_invalidate_gfn_start >= vm->mmu_invalidate_gfn_end) {
+		vm->mmu_invalidate_gfn_start = gfn_start;
+		vm->mmu_invalidate_gfn_end = gfn_end;
+	} else {
+		if (gfn_start < vm->mmu_invalidate_gfn_start)
+			vm->mmu_invalidate_gfn_start = gfn_start;
+		if (gfn_end > vm->mmu_invalidate_gfn_end)
+			vm->mmu_invalidate_gfn_end = gfn_end;
+	}
+	mv_s2_unmap(&vm->s2, gfn_start << 12, (gfn_end - gfn_start) << 12);
+	return 0;
+}
+
+void mv_a64_vm_invalidate_range_start(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	/* The first invalidation in progress starts an empty gfn range. */
+	if (vm->mmu_invalidate_in_progress++ == 0)
+		vm->mmu_invalidate_gfn_start = vm->mmu_invalidate_gfn_end = 0;
+	mv_memslots_foreach_hva(vm->slots, hva_start, hva_end, a64_vm_invalidate_slot, vm);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+void mv_a64_vm_invalidate_range_end(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	(void)hva_start;
+	(void)hva_end;
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	/* The sequence moves before the count drops: a fault sees one or the other. */
+	__atomic_add_fetch(&vm->mmu_invalidate_seq, 1, __ATOMIC_RELEASE);
+	if (vm->mmu_invalidate_in_progress > 0)
+		vm->mmu_invalidate_in_progress--;
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+uint64_t mv_a64_vm_invalidate_seq(mv_a64_vm *vm)
+{
+	return __atomic_load_n(&vm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
+}
+
+bool a64_vm_invalidate_retry(mv_a64_vm *vm, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end)
+{
+	if (vm->mmu_invalidate_in_progress && gfn_start < vm->mmu_invalidate_gfn_end &&
+	    vm->mmu_invalidate_gfn_start < gfn_end)
+		return true;
+	return mv_a64_vm_invalidate_seq(vm) != seq;
+}
+
+/* ---- vCPUs ---- */
+
+int mv_a64_vcpu_new(mv_a64_vm *vm, unsigned id, mv_a64_vcpu **out, mv_error *err)
+{
+	mv_a64_vcpu *v;
+	int r;
+
+	if (id >= vm->max_vcpus)
+		return mv_error_set(err, -EINVAL, "vCPU id %u is not below the VM's limit of %u vCPUs", id,
+				    vm->max_vcpus);
+	v = mv_zalloc(vm->alloc, sizeof(*v));
+	if (!v)
+		return mv_error_set(err, -ENOMEM, "out of memory for vCPU %u", id);
+	r = mv_tlb_new(A64_VCPU_TLB_ENTRIES, vm->alloc, &v->tlb);
+	if (r) {
+		mv_free(vm->alloc, v);
+		return mv_error_set(err, r, "out of memory for the TLB of vCPU %u", id);
+	}
+	v->vm = vm;
+	v->id = id;
+	v->regs.el = 1;   /* KVM_ARM_VCPU_INIT resets to EL1h */
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->vcpus[id]) {
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		mv_tlb_free(v->tlb);
+		mv_free(vm->alloc, v);
+		return mv_error_set(err, -EEXIST, "vCPU %u already exists", id);
+	}
+	vm->vcpus[id] = v;
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	*out = v;
+	return 0;
+}
+
+void mv_a64_vcpu_free(mv_a64_vcpu *vcpu)
+{
+	mv_a64_vm *vm;
+
+	if (!vcpu)
+		return;
+	vm = vcpu->vm;
+	pthread_mutex_lock(&vm->vcpus_lock);
+	vm->vcpus[vcpu->id] = NULL;
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	mv_tlb_free(vcpu->tlb);
+	mv_free(vm->alloc, vcpu);
+}
+
+mv_tlb *mv_a64_vcpu_tlb(mv_a64_vcpu *vcpu)
+{
+	return vcpu->tlb;
+}
