@@ -135,6 +135,7 @@ typedef struct mv_a64_regs {
 	uint64_t sp;      /* SP of the current EL */
 	uint64_t pc;
 	uint8_t el;       /* 0 or 1 */
+	uint64_t v[32][2]; /* V0..V31 (SIMD&FP): [0] = bits[63:0], [1] = bits[127:64] */
 } mv_a64_regs;
 
 /* The EL1 system registers the access engine uses (ARM ARM D17.2). */
@@ -239,7 +240,8 @@ void mv_a64_vcpu_set_trace(mv_a64_vcpu *vcpu, void (*fn)(void *arg, const mv_a64
 /* How an access ended. */
 typedef enum mv_a64_result {
 	MV_A64_DONE,          /* performed; loaded values in out->value, PC advanced */
-	MV_A64_EXIT,          /* exit to user space: out->exit (MMIO, ARM_NISV, INTERNAL_ERROR) */
+	MV_A64_EXIT,          /* exit to user space: out->exit (MMIO, ARM_NISV, INTERNAL_ERROR,
+	                         INTR after an external abort the host claimed) */
 	MV_A64_GUEST_FAULT,   /* a stage-1 fault was taken to guest EL1 (ESR_EL1/FAR_EL1, PC = vector) */
 	MV_A64_INJECTED,      /* the handler injected an abort / SError into the guest */
 	MV_A64_SKIPPED,       /* the instruction was skipped (PC advanced, nothing accessed) */
@@ -247,7 +249,8 @@ typedef enum mv_a64_result {
 
 typedef struct mv_a64_outcome {
 	mv_a64_result result;
-	uint64_t value[2];    /* loaded register values (after extension), for DONE */
+	uint64_t value[2];    /* for DONE: loaded Rt, Rt2 (after extension); a Qt load: its
+	                         bits[63:0], [127:64]; a fetch: the instruction word */
 	hv_exit *exit;        /* for EXIT: the vCPU's record, valid until the next exec */
 	uint64_t esr_el1;     /* for GUEST_FAULT / INJECTED */
 	uint64_t far_el1;
@@ -260,7 +263,9 @@ typedef struct mv_a64_outcome {
  * memory, update registers (Rt, writeback) and PC. A pending MMIO read is
  * completed first (mv_a64_vcpu_complete_mmio). Returns 0 with *out filled,
  * or a negative errno when the vCPU cannot run (-EINVAL malformed insn:
- * bad size/register; -EFAULT the host page vanished, as KVM_RUN's -EFAULT).
+ * bad size/register, or regs.el > 1; -EAGAIN: 64 aborts in a row were
+ * handled and the access still faults, e.g. while MMU-notifier
+ * invalidations keep racing it; nothing was done, run it again).
  */
 int mv_a64_vcpu_exec(mv_a64_vcpu *vcpu, const mv_a64_insn *insn, mv_a64_outcome *out);
 /*
