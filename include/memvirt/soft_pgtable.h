@@ -163,6 +163,22 @@ mv_pte *mv_pgt_ctx_table(const mv_pgt_ctx *ctx, mv_pte pte);
 mv_pgt_result mv_pgt_get_leaf(mv_pgt *pgt, uint64_t addr, mv_pte *pte, int *level);
 
 /*
+ * Allocate a zeroed root of mv_pgt_root_pages() granules with
+ * mm_ops->zalloc_pages_exact and set root_pa. Returns 0, -ENOMEM, or
+ * -EINVAL when the geometry (granule, levels, ia_bits) is not one the
+ * walker serves.
+ */
+int mv_pgt_alloc_root(mv_pgt *pgt);
+/*
+ * Free an unlinked table at @level and every table below it: one put_page
+ * per non-zero entry, then the table's own reference (so correct counts
+ * free every page). Call it after the TLBs forgot the table.
+ */
+void mv_pgt_free_table(mv_pgt *pgt, mv_pte *table, int level);
+/* Free every table below the root, then the root (no TLB maintenance). */
+void mv_pgt_destroy(mv_pgt *pgt);
+
+/*
  * A pool of host table pages: the default mm_ops for software stage-2 and
  * EPT (table PA = HVA). Allocations go through @alloc (inject failures in
  * tests); it counts live pages so tests can check that unmapping everything
@@ -172,9 +188,20 @@ typedef struct mv_pgt_pool mv_pgt_pool;
 int mv_pgt_pool_new(const mv_allocator *alloc, mv_pgt_pool **out);
 /* Free the pool and any page still allocated from it. NULL is a no-op. */
 void mv_pgt_pool_free(mv_pgt_pool *pool);
-/* Granules currently allocated (a concatenated root counts its granules). */
+/*
+ * Memory currently allocated, in 4 KiB units: granules for a 4 KiB granule
+ * (a concatenated root counts its granules); a 16 KiB / 64 KiB table page
+ * counts 4 / 16. (The pool cannot know the granule of a zalloc_pages_exact
+ * block, hence the fixed unit.)
+ */
 size_t mv_pgt_pool_live_pages(const mv_pgt_pool *pool);
-/* The pool's mm_ops; use the pool itself as mm_arg. */
+/*
+ * The pool's mm_ops; use the pool itself as mm_arg. Pages are aligned to
+ * their size (zalloc_page: the granule; zalloc_pages_exact: the largest
+ * power of two dividing the size, as concatenated stage-2 roots need) and
+ * a page's count covers the whole block (a concatenated root has one).
+ * get_page / put_page / page_count accept any address inside a block.
+ */
 const mv_pgt_mm_ops *mv_pgt_pool_mm_ops(void);
 
 #endif

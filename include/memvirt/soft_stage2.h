@@ -70,6 +70,10 @@ uint64_t mv_s2_pte_oa(mv_pte pte, unsigned granule_shift);
 #define MV_VTCR_SH0_SHIFT  12
 #define MV_VTCR_TG0_SHIFT  14   /* TG0, bits[15:14]: 00 4K, 01 64K, 10 16K */
 #define MV_VTCR_PS_SHIFT   16   /* PS, bits[18:16]: output size 32/36/40/42/44/48/52 */
+#define MV_VTCR_RES1       (1ull << 31)  /* bit[31] is RES1 */
+#define MV_VTCR_DS         (1ull << 32)  /* DS, bit[32]: 52-bit descriptors (FEAT_LPA2) */
+#define MV_VTCR_RGN_WBWA   1u   /* IRGN0/ORGN0 0b01: Write-Back Read-Allocate Write-Allocate */
+#define MV_VTCR_SH_INNER   3u   /* SH0 0b11: Inner Shareable */
 
 /* A decoded stage-2 configuration. */
 typedef struct mv_s2_config {
@@ -86,7 +90,17 @@ typedef struct mv_s2_config {
  * concatenated start-level tables, or a start level that resolves no bits).
  */
 int mv_vtcr_decode(uint64_t vtcr, mv_s2_config *out, mv_error *err);
-/* VTCR_EL2 value for @cfg (inner-shareable WB walks, as KVM programs it). */
+/*
+ * The checks of mv_vtcr_decode on a configuration (its sentences name the
+ * VTCR_EL2 fields that would encode it). 0 or -EINVAL. This stage-2 has a
+ * 48-bit PAMax and no FEAT_LPA / FEAT_LPA2 / FEAT_TTST: PS=52 bits, DS=1,
+ * 4 KiB start level 3 and 16 KiB start level 0 are rejected.
+ */
+int mv_s2_config_check(const mv_s2_config *cfg, mv_error *err);
+/*
+ * VTCR_EL2 value for @cfg as KVM programs it: T0SZ, SL0, TG0, PS, IRGN0 =
+ * ORGN0 = WBWA, SH0 = Inner Shareable, RES1 bit 31 (VS, HA, HD left 0).
+ */
 uint64_t mv_vtcr_encode(const mv_s2_config *cfg);
 /*
  * KVM's choice for an IPA size: the start level that needs at most 16
