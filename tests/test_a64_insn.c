@@ -106,7 +106,7 @@ static const good_case good[] = {
 	{ "ldr h4, [x1]", LD, 2, 4, 0, 0, 1, NONE, 0, 0, SIMD },
 	{ "ldr b5, [x1]", LD, 1, 5, 0, 0, 1, NONE, 0, 0, SIMD },
 	{ "ldur q1, [x1, #-16]", LD, 16, 1, 0, 0, 1, NONE, -16, 0, SIMD },
-	{ "ldp q0, q1, [x2, #1008]", LD, 16, 0, 1, 0, 2, NONE, 1008, 0, PAIR | SIMD },
+	{ "ldp s0, s1, [x2, #252]", LD, 4, 0, 1, 0, 2, NONE, 252, 0, PAIR | SIMD },
 	{ "stp d0, d1, [x2]", ST, 8, 0, 1, 0, 2, NONE, 0, 0, PAIR | SIMD },
 	{ "ldr x0, [x0, #8]", LD, 8, 0, 0, 0, 0, NONE, 8, 0, SF },
 	/* blanks and case */
@@ -172,7 +172,8 @@ static const bad_case bad[] = {
 	{ "ldrsh q3, [x0]", "ldrsh takes an X or W register, not q3" },
 	{ "ldar q0, [x0]", "ldar takes an X or W register, not q0" },
 	{ "ldp x1, w2, [x0]", "both registers of a pair must be of the same kind (x1)" },
-	{ "ldp h1, h2, [x0]", "ldp takes S, D or Q SIMD&FP registers" },
+	{ "ldp h1, h2, [x0]", "ldp takes S or D SIMD&FP registers" },
+	{ "stp q1, q2, [x0]", "stp takes S or D SIMD&FP registers (Q pairs are not modelled)" },
 	{ "ldp x1, x1, [x0]", "ldp into the same register twice is UNPREDICTABLE" },
 	{ "ldp x1, [x0]", "expected a register at '[x0]'" },
 	{ "ldr x1, [w0]", "the base register must be an X register or sp, not w0" },

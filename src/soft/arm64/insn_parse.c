@@ -420,8 +420,9 @@ static int parse_transfer_regs(a64_cursor *c, const a64_form *f, mv_a64_insn *in
 			return fail(c, "both registers of a pair must be of the same kind (%s)", r.name);
 		in->rt2 = r2.num;
 	}
-	if (in->simd && (f->flags & F_PAIR) && in->size < 4)
-		return fail(c, "%s takes S, D or Q SIMD&FP registers", f->name);
+	/* A Q pair moves 32 bytes: more than an access's two 64-bit values hold. */
+	if (in->simd && (f->flags & F_PAIR) && (in->size < 4 || in->size > 8))
+		return fail(c, "%s takes S or D SIMD&FP registers (Q pairs are not modelled)", f->name);
 	return expect_char(c, ',', "expected ',' and an address at '%s'");
 }
 
