@@ -14,8 +14,9 @@
  * gpa + size wrapping, more than MV_MEMSLOT_MAX_NR_PAGES pages, deleting
  * an absent slot, or changing size / hva / READONLY of an existing slot;
  * -EEXIST when a created or moved slot overlaps another slot of the same
- * address space; the arch hook's errno (arm64: -EFAULT beyond the IPA
- * size; x86: -EINVAL beyond MAXPHYADDR); -ENOMEM. A failed call changes
+ * address space; -ENOMEM (the set allocates before it calls the arch
+ * hook, as KVM does); the arch hook's errno (arm64: -EFAULT beyond the
+ * IPA size; x86: -EINVAL beyond MAXPHYADDR). A failed call changes
  * nothing.
  */
 #ifndef MEMVIRT_SOFT_MEMSLOT_H
@@ -55,7 +56,11 @@ typedef struct mv_memslot {
 	 * (mv_memslot_mark_dirty). NULL otherwise.
 	 */
 	uint64_t *dirty_bitmap;
-	/* Owned by the arch (x86 rmap / large-page counts); the set never touches it. */
+	/*
+	 * Owned by the arch (x86 rmap / large-page counts); the set never
+	 * looks at it, only carries it over to the new slot of a MOVE or
+	 * FLAGS_ONLY (NULL on CREATE).
+	 */
 	void *arch;
 } mv_memslot;
 
@@ -67,7 +72,8 @@ typedef struct mv_memslots_config {
 	bool dirty_bitmap;         /* allocate bitmaps for logging slots (false with a dirty ring) */
 	/*
 	 * kvm_arch_prepare_memory_region: called for every change after the
-	 * generic checks, before anything changes. Return 0 or a negative errno
+	 * generic checks and the set's allocations (@new carries its dirty
+	 * bitmap), before anything visible changes. Return 0 or a negative errno
 	 * (the call then fails with it). @old is NULL for CREATE, @new NULL for
 	 * DELETE. May be NULL.
 	 */
@@ -130,7 +136,10 @@ static inline uint64_t mv_memslot_gfn_to_hva(const mv_memslot *slot, uint64_t gf
 	return slot->userspace_addr + ((gfn - slot->base_gfn) << 12);
 }
 
-/* Set @gfn's bit in the slot's dirty bitmap (atomic; no-op without a bitmap). */
+/*
+ * Set @gfn's bit in the slot's dirty bitmap (atomic; no-op without a bitmap
+ * or for a gfn outside the slot).
+ */
 void mv_memslot_mark_dirty(const mv_memslot *slot, uint64_t gfn);
 
 #endif
