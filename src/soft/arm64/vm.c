@@ -255,7 +255,8 @@ static int a64_vm_install_check(const mv_a64_vm *vm, uint64_t ipa, uint64_t size
 
 	if (level < 1 || level > 3 || level < s2->cfg.start_level)
 		return mv_error_set(err, -EINVAL,
-				    "stage-2 level %d cannot hold leaves (levels 1..3 from start level %d)",
+				    "stage-2 level %d cannot hold leaves: use level 1, 2 or 3, not above the "
+				    "start level %d",
 				    level, s2->cfg.start_level);
 	block = mv_pgt_level_size(&s2->pgt, level);
 	if (!size || (size | ipa | hva) & (block - 1))
