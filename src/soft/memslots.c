@@ -128,6 +128,14 @@ static size_t id_lower(const ms_as *as, unsigned id)
 	return lo;
 }
 
+/* Slot @id of @as, or NULL. */
+static mv_memslot *slot_by_id(const ms_as *as, unsigned id)
+{
+	size_t i = id_lower(as, id);
+
+	return i < as->nr && as->by_id[i]->id == id ? as->by_id[i] : NULL;
+}
+
 /* Index of @slot in the by-gfn array (it is there). */
 static size_t gfn_index_of(const ms_as *as, const mv_memslot *slot)
 {
@@ -226,8 +234,9 @@ static bool overlaps(const ms_as *as, unsigned id, uint64_t start, uint64_t end)
 /*
  * The new state of the slot, with KVM's dirty-bitmap rule
  * (kvm_prepare_memory_region): no logging, no bitmap; logging before and
- * after (a MOVE or a READONLY-preserving flags change), the old bitmap
- * carries over with its bits; logging turned on, a fresh zeroed bitmap.
+ * after (only a MOVE: READONLY is the one other flag and cannot change),
+ * the old bitmap carries over with its bits; logging turned on, a fresh
+ * zeroed bitmap.
  * The arch data follows the slot across MOVE and FLAGS_ONLY.
  */
 static int build_new(const mv_memslots *ms, const mv_memslot *old, const hv_memslot *req,
@@ -322,7 +331,7 @@ int mv_memslots_set(mv_memslots *ms, const hv_memslot *req)
 	if (r)
 		return r;
 	as = &ms->as[HV_SLOT_AS(req->slot)];
-	old = (mv_memslot *)mv_memslots_get(ms, HV_SLOT_AS(req->slot), HV_SLOT_ID(req->slot));
+	old = slot_by_id(as, HV_SLOT_ID(req->slot));
 	r = classify(old, req, &change);
 	if (r)
 		return r < 0 ? r : 0;
@@ -381,14 +390,7 @@ const mv_memslot *mv_memslots_find(const mv_memslots *ms, unsigned as_id, uint64
 
 const mv_memslot *mv_memslots_get(const mv_memslots *ms, unsigned as_id, unsigned id)
 {
-	const ms_as *as;
-	size_t i;
-
-	if (as_id >= ms->nr_as)
-		return NULL;
-	as = &ms->as[as_id];
-	i = id_lower(as, id);
-	return i < as->nr && as->by_id[i]->id == id ? as->by_id[i] : NULL;
+	return as_id < ms->nr_as ? slot_by_id(&ms->as[as_id], id) : NULL;
 }
 
 uint64_t mv_memslots_generation(const mv_memslots *ms)
