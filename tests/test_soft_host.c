@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -189,6 +190,55 @@ static void test_contents_kept(void **state)
 	munmap(fresh, 2 * PAGE);
 	munmap(mem, PAGES * PAGE);
 	free(copy);
+	mv_soft_host_free(host);
+}
+
+/*
+ * A resident page of the vDSO data ([vvar]: VM_PFNMAP, read-only), where
+ * MADV_POPULATE gives EINVAL although reads are allowed; NULL if none.
+ */
+static const uint8_t *resident_vvar_page(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	const uint8_t *found = NULL;
+	struct timespec ts;
+	char line[512];
+
+	clock_gettime(CLOCK_REALTIME, &ts);    /* the vDSO reads (so maps) its data page */
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (!strstr(line, "[vvar") || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		for (unsigned long a = lo; a < hi && !found; a += PAGE) {
+			unsigned char vec = 0;
+
+			if (mincore((void *)a, PAGE, &vec) == 0 && (vec & 1))
+				found = (const uint8_t *)a;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Where madvise cannot populate, the VMA's permissions decide and the page is touched. */
+static void test_pfnmap_fallback(void **state)
+{
+	const uint8_t *vvar = resident_vvar_page();
+	mv_soft_host *host;
+	uint64_t sz;
+
+	(void)state;
+	if (!vvar)
+		SKIP("no resident [vvar] page to try a VM_PFNMAP mapping on");
+	assert_int_equal(madvise((void *)vvar, PAGE, MADV_POPULATE_READ), -1);
+	if (errno != EINVAL)
+		SKIP("MADV_POPULATE_READ on [vvar] gives errno %d here, not EINVAL", errno);
+	host = new_host();
+	assert_int_equal(host_page(host, vvar, false, &sz), 0);
+	assert_int_equal(sz, PAGE);
+	assert_int_equal(host_page(host, vvar, true, &sz), -EFAULT);
 	mv_soft_host_free(host);
 }
 
@@ -510,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_new_and_failures),
 		cmocka_unit_test(test_efault),
 		cmocka_unit_test(test_contents_kept),
+		cmocka_unit_test(test_pfnmap_fallback),
 		cmocka_unit_test(test_poison),
 		cmocka_unit_test(test_sea_marks),
 		cmocka_unit_test(test_sea_threads),

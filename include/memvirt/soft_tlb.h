@@ -5,17 +5,18 @@
  * A TLB caches complete translations (input page -> IPA page -> host
  * page, with the stage-1 and stage-2 permissions of the walk), tagged by
  * VMID, one 4 KiB page per entry (a block is cached page by page). It is
- * invalidated by IPA range (where KVM issues TLBI IPAS2E1IS then
- * VMALLE1IS, which on hardware also drops the VMID's other combined
- * entries, an entry here knows its IPA page, so exactly the entries whose
- * IPA page is in the range go), by VMID, or entirely. Each TLB has a lock
- * (a mutex): the owning vCPU holds it from lookup to
- * the end of the access it performs, so an invalidation returns only when
- * no access through a removed entry is in flight (what DSB after TLBI
- * guarantees on hardware).
+ * invalidated by IPA range, by VMID, or entirely. For an IPA range KVM
+ * issues TLBI IPAS2E1IS then VMALLE1IS, and the latter drops all of the
+ * VMID's combined entries on hardware; an entry here knows its IPA page,
+ * so exactly the entries whose IPA page is in the range go. Each TLB has
+ * a lock (a mutex): the owning vCPU holds it from lookup to the end of the
+ * access it performs, so an invalidation returns only when no access
+ * through a removed entry is in flight (what DSB after TLBI guarantees on
+ * hardware).
  *
- * VMIDs: @vmid_bits wide (8 or 16 on hardware); 0 is reserved. An id is valid while
- * its generation is the allocator's. When ids run out the generation rolls
+ * VMIDs: @vmid_bits wide (8 or 16 on hardware); 0 is reserved. An id is
+ * valid while its generation is the allocator's. When ids run out the
+ * generation rolls
  * over: every id is released except those active on a CPU (kept as
  * "reserved"), and every TLB must be flushed before it is used with the
  * new generation (mv_tlb_sync_generation).
@@ -45,6 +46,7 @@ typedef struct mv_vmid {
  */
 int mv_vmid_alloc_new(unsigned vmid_bits, unsigned nr_cpus, const mv_allocator *alloc,
 		      mv_vmid_alloc **out);
+/* NULL is a no-op. */
 void mv_vmid_alloc_free(mv_vmid_alloc *va);
 /*
  * kvm_arm_vmid_update: before entering the guest on CPU @cpu, make @vmid
@@ -63,8 +65,9 @@ bool mv_vmid_update(mv_vmid_alloc *va, mv_vmid *vmid, unsigned cpu);
 void mv_vmid_clear_active(mv_vmid_alloc *va, unsigned cpu);
 /* The 8/16-bit VMID of @vmid (what TLB entries are tagged with). */
 uint16_t mv_vmid_value(const mv_vmid_alloc *va, const mv_vmid *vmid);
-/* Current generation (starts at 1). */
+/* Current generation (starts at 1; read atomically, any thread). */
 uint64_t mv_vmid_generation(const mv_vmid_alloc *va);
+/* The @vmid_bits the allocator was made with. */
 unsigned mv_vmid_bits(const mv_vmid_alloc *va);
 
 /* ---- TLB ---- */
@@ -94,7 +97,7 @@ typedef struct mv_tlb_entry {
 int mv_tlb_new(unsigned nr_entries, const mv_allocator *alloc, mv_tlb **out);
 /* NULL is a no-op. */
 void mv_tlb_free(mv_tlb *tlb);
-/* The flush functions take the lock: never call them while holding it. */
+/* The TLB lock (a mutex, not recursive): the flush functions take it, never call them holding it. */
 void mv_tlb_lock(mv_tlb *tlb);
 void mv_tlb_unlock(mv_tlb *tlb);
 /*
