@@ -55,7 +55,10 @@ enum {
 	MV_S2_PROT_DEVICE = 1u << 3,  /* Device-nGnRE instead of Normal WB */
 };
 
-/* Leaf attributes for @prot: MemAttr, S2AP, SH inner, AF set, XN unless X. */
+/*
+ * Leaf attributes for @prot: MemAttr, S2AP, SH inner, AF set, XN unless X
+ * (always XN with MV_S2_PROT_DEVICE: Linux refuses executable device maps).
+ */
 uint64_t mv_s2_prot_attr(unsigned prot);
 /* Protections an attribute set grants (inverse of mv_s2_prot_attr, ignoring AF/SH). */
 unsigned mv_s2_attr_prot(uint64_t attr);
@@ -120,13 +123,14 @@ typedef struct mv_s2_pgt {
 	mv_s2_config cfg;
 	mv_s2_tlbi_fn tlbi;
 	void *tlbi_arg;
-	uint64_t nr_bbm;          /* updated atomically */
-	uint64_t nr_tlbi;
+	uint64_t nr_bbm;          /* valid -> other valid changes made by BBM; atomic */
+	uint64_t nr_tlbi;         /* tlbi calls (made or, with a NULL hook, due); atomic */
 } mv_s2_pgt;
 
 /*
- * Allocate the (possibly concatenated) root. Returns 0 or -ENOMEM.
- * @tlbi may be NULL (no TLBs to keep coherent).
+ * Allocate the (possibly concatenated) root. Returns 0, -ENOMEM, or
+ * -EINVAL when @cfg fails mv_s2_config_check. @tlbi may be NULL (no TLBs
+ * to keep coherent).
  */
 int mv_s2_init(mv_s2_pgt *s2, const mv_s2_config *cfg, const mv_pgt_mm_ops *mm, void *mm_arg,
 	       mv_s2_tlbi_fn tlbi, void *tlbi_arg);
@@ -144,26 +148,61 @@ void mv_s2_destroy(mv_s2_pgt *s2);
  * block where a table goes) is replaced by break-before-make (tables
  * below it are freed), except in shared walks, where it is MV_PGT_EXISTS /
  * MV_PGT_AGAIN (the fault path never remaps live memory).
+ *
+ * Details: @ipa, @size and @pa must be granule multiples and pa + size fit
+ * the output size (else MV_PGT_RANGE); only the leaf attribute bits of
+ * @attr are used (MemAttr, S2AP, SH, AF, XN, software bits; never the
+ * Contiguous hint). Changes of S2AP / AF / XN / software bits alone are
+ * in place (TLBI when rights go); other changes use BBM. A block that the
+ * range covers only in part is split (BBM) so the rest keeps its mapping,
+ * unless it already maps the range exactly as asked (then kept). Shared
+ * walks: a table where a block would go is descended into and the range
+ * mapped with smaller leaves below it; a different valid leaf or block in
+ * the way is MV_PGT_EXISTS; an entry holding MV_S2_PTE_LOCKED or a lost
+ * compare-and-swap is MV_PGT_AGAIN (retry). MV_PGT_NOMEM when a table page
+ * cannot be allocated: allocation precedes every change, so the table
+ * stays consistent (possibly with the range partly mapped and an empty
+ * table that unmap frees).
  */
 mv_pgt_result mv_s2_map(mv_s2_pgt *s2, uint64_t ipa, uint64_t size, uint64_t pa, uint64_t attr,
 			int min_level, unsigned walk_flags);
-/* Unmap [ipa, ipa + size): leaves cleared (BBM + TLBI), emptied tables freed. */
+/*
+ * Unmap [ipa, ipa + size): valid leaves cleared, each followed by a TLBI
+ * of its range; annotations cleared; tables left empty freed (after a
+ * TLBI of their range). A block covered in part is split first so its
+ * other part stays mapped; with no memory for that, the whole block is
+ * unmapped (always safe for a stage-2). MV_PGT_NOMEM only for an
+ * annotation covered in part that cannot be split.
+ */
 mv_pgt_result mv_s2_unmap(mv_s2_pgt *s2, uint64_t ipa, uint64_t size);
-/* Clear S2AP[1] (write) on every valid leaf in the range, then TLBI. */
+/*
+ * Clear S2AP[1] (write) on every valid leaf in the range, then one TLBI
+ * covering the leaves that changed. A block covered in part is split first
+ * (with no memory: protected whole, which is safe).
+ */
 mv_pgt_result mv_s2_wrprotect(mv_s2_pgt *s2, uint64_t ipa, uint64_t size);
 /*
  * Add @prot (R/W/X) to the leaf covering @ipa and set AF; no TLBI needed
- * (a stale entry only faults again). MV_PGT_NOENT when no valid leaf.
+ * (a stale entry only faults again). MV_PGT_NOENT when no valid leaf;
+ * MV_PGT_AGAIN when the entry is MV_S2_PTE_LOCKED or a shared walk's
+ * compare-and-swap lost.
  */
 mv_pgt_result mv_s2_relax_perms(mv_s2_pgt *s2, uint64_t ipa, unsigned prot, unsigned walk_flags);
-/* Set AF on the leaf covering @ipa (page or block); *pte gets the new value. */
+/*
+ * Set AF on the leaf covering @ipa (page or block); *pte gets the new value
+ * (0 with MV_PGT_NOENT). Results as mv_s2_relax_perms.
+ */
 mv_pgt_result mv_s2_mkyoung(mv_s2_pgt *s2, uint64_t ipa, mv_pte *pte, unsigned walk_flags);
 /*
  * Was any leaf in the range young (AF set)? With @mkold, clear AF on those
- * leaves (then TLBI, as kvm_age_gfn).
+ * leaves (then one TLBI covering them, as kvm_age_gfn). AF is cleared by
+ * compare-and-swap, so it may run concurrently with shared walks.
  */
 bool mv_s2_test_clear_young(mv_s2_pgt *s2, uint64_t ipa, uint64_t size, bool mkold);
-/* Leaf covering @ipa (value 0 if none) and its level. */
+/*
+ * Leaf covering @ipa (value 0 if none, or if the descriptor is not a valid
+ * leaf for its level per the ARM ARM) and the level where the walk ended.
+ */
 mv_pgt_result mv_s2_get_leaf(mv_s2_pgt *s2, uint64_t ipa, mv_pte *pte, int *level);
 /*
  * Split every block in the range into a table of next-level entries with
@@ -176,6 +215,10 @@ mv_pgt_result mv_s2_split(mv_s2_pgt *s2, uint64_t ipa, uint64_t size);
  * Replace [ipa, ipa + size) by invalid entries annotated with @owner_id
  * (1..255; 0 clears annotations), unmapping what was there (pKVM's
  * host_stage2_set_owner). Annotated entries keep their table alive.
+ * Annotations go at block levels where the range allows (as leaves do);
+ * a block or annotation covered in part is split first. MV_PGT_RANGE for
+ * an owner above 255, MV_PGT_NOMEM when a split cannot be allocated.
+ * owner_id 0 is mv_s2_unmap.
  */
 mv_pgt_result mv_s2_set_owner(mv_s2_pgt *s2, uint64_t ipa, uint64_t size, unsigned owner_id);
 

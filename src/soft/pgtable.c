@@ -209,12 +209,12 @@ mv_pgt_result mv_pgt_get_leaf(mv_pgt *pgt, uint64_t addr, mv_pte *pte, int *leve
 
 int mv_pgt_alloc_root(mv_pgt *pgt)
 {
-	size_t size = (size_t)mv_pgt_root_pages(pgt) << pgt->granule_shift;
 	void *root;
 
 	if (!pgt_sane(pgt))
 		return -EINVAL;
-	root = pgt->mm_ops->zalloc_pages_exact(pgt->mm_arg, size);
+	root = pgt->mm_ops->zalloc_pages_exact(pgt->mm_arg,
+					       (size_t)mv_pgt_root_pages(pgt) << pgt->granule_shift);
 	if (!root)
 		return -ENOMEM;
 	pgt->root_pa = pgt->mm_ops->virt_to_phys(pgt->mm_arg, root);

@@ -275,13 +275,15 @@ void mv_pgt_pool_free(mv_pgt_pool *pool)
 {
 	if (!pool)
 		return;
-	/* Free each remaining block once: at the slot of its first unit. */
+	/* Free each remaining block once: forget all slots but its first unit's, then free. */
 	for (size_t i = 0; i < pool->cap; i++) {
 		pool_block *b = pool->slots[i].b;
 
-		if (b && pool->slots[i].key == b->va >> UNIT_SHIFT)
-			mv_free(pool->alloc, b);
+		if (b && pool->slots[i].key != b->va >> UNIT_SHIFT)
+			pool->slots[i].b = NULL;
 	}
+	for (size_t i = 0; i < pool->cap; i++)
+		mv_free(pool->alloc, pool->slots[i].b);
 	mv_free(pool->alloc, pool->slots);
 	pthread_rwlock_destroy(&pool->lock);
 	mv_free(pool->alloc, pool);
