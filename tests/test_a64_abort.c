@@ -793,6 +793,34 @@ static void test_hugetlb_1g(void **state)
 	region_unmap(&r);
 }
 
+/* A 32-bit IPA stage 2 starts at level 2: a 1 GiB hugetlb page is mapped by 2 MiB blocks. */
+static void test_hugetlb_1g_no_level1(void **state)
+{
+	mv_a64_vm_config cfg = { 0 };
+	uint64_t gpa = 2 * SZ_1G;
+	mv_s2_config c;
+	region r;
+	fx *f;
+	mv_a64_abort_event ev;
+
+	(void)state;
+	assert_int_equal(mv_s2_config_for_ipa(32, 12, &c), 0);
+	assert_int_equal(c.start_level, 2);
+	cfg.vtcr = mv_vtcr_encode(&c);
+	f = fx_new_cfg(&cfg);
+	region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(mv_a64_vm_host(f->vm), hva_of(&r, 0), SZ_1G,
+					      MV_HOST_BACKING_HUGETLB, SZ_1G), 0);
+	huge_slot(f, &r, gpa, 0, SZ_1G, 0);
+	ev = fault(f, esr_dabt(0x06), gpa + 0x12345678);
+	assert_action(&ev, MV_A64_ACT_MAPPED);
+	assert_int_equal(ev.map_size, SZ_2M);
+	assert_leaf(f, gpa + 0x12345000, 2, hva_of(&r, 0x12200000));
+	delete_slot(f, 1);
+	region_unmap(&r);
+	fx_teardown((void **)&f);
+}
+
 /* THP: a 2 MiB block where the kernel placed a huge page (else SKIP). */
 static void test_thp(void **state)
 {
@@ -1252,6 +1280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nisv, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hugetlb_2m, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hugetlb_1g, fx_setup, fx_teardown),
+		cmocka_unit_test(test_hugetlb_1g_no_level1),
 		cmocka_unit_test_setup_teardown(test_thp, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_logging, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_logging_splits_block, fx_setup, fx_teardown),

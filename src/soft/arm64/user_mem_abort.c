@@ -60,15 +60,19 @@ static bool a64_slot_allows_block(const mv_memslot *slot, uint64_t hva, uint64_t
 /*
  * The mapping size for a host mapping of @host_size: the largest of 1 GiB,
  * 2 MiB, 4 KiB not above it that the slot allows (the 2 MiB blocks of a
- * 1 GiB hugetlb page are contiguous too). Logging forces pages. A
+ * 1 GiB hugetlb page are contiguous too); 1 GiB blocks need a stage 2
+ * that starts at level 1 or above (KVM: the PUD is not folded). Logging
+ * forces pages. A
  * permission fault on a block whose host range reports plain pages keeps
  * the block's size (KVM: the fault granule), so it is relaxed, not split.
  */
-static uint64_t a64_mapping_size(const a64_uma *u, uint64_t host_size, uint64_t fault_granule)
+static uint64_t a64_mapping_size(const a64_uma *u, const mv_s2_config *cfg, uint64_t host_size,
+				 uint64_t fault_granule)
 {
 	if (u->logging)
 		return A64_SZ_4K;
-	if (host_size >= A64_SZ_1G && a64_slot_allows_block(u->slot, u->hva, A64_SZ_1G))
+	if (host_size >= A64_SZ_1G && cfg->start_level <= 1 &&
+	    a64_slot_allows_block(u->slot, u->hva, A64_SZ_1G))
 		return A64_SZ_1G;
 	if (host_size >= A64_SZ_2M && a64_slot_allows_block(u->slot, u->hva, A64_SZ_2M))
 		return A64_SZ_2M;
@@ -191,7 +195,7 @@ void a64_user_mem_abort(mv_a64_vcpu *vcpu, const a64_abort *a, const mv_memslot 
 				u.hva);
 		return;
 	}
-	u.size = a64_mapping_size(&u, host_size, fault_granule);
+	u.size = a64_mapping_size(&u, &vm->s2.cfg, host_size, fault_granule);
 	writable = !(slot->flags & HV_MEM_READONLY) && (!u.logging || a->write_fault);
 	u.prot = MV_S2_PROT_R | (writable ? MV_S2_PROT_W : 0) | (u.exec_fault ? MV_S2_PROT_X : 0);
 	if (vm->fault_hook)
