@@ -23,5 +23,7 @@ int cmd_machines(int argc, char *argv[]);
 void cmd_machines_usage(FILE *out);
 int cmd_run(int argc, char *argv[]);
 void cmd_run_usage(FILE *out);
+int cmd_mmu(int argc, char *argv[]);
+void cmd_mmu_usage(FILE *out);
 
 #endif

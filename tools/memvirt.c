@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	  cmd_mtree, cmd_mtree_usage },
 	{ "machines", "list the built-in machine types", cmd_machines, cmd_machines_usage },
 	{ "run", "boot a PVH guest on KVM and summarise the run", cmd_run, cmd_run_usage },
+	{ "mmu", "run a scenario script on the software arm64 KVM MMU", cmd_mmu, cmd_mmu_usage },
 	{ "help", "show help for memvirt or one of its commands", cmd_help, cmd_help_usage },
 };
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
