@@ -44,24 +44,27 @@ uint64_t mmu_s1_default_tcr(unsigned ia_bits)
 	       (ips << TCR_IPS_SHIFT);
 }
 
-/* A zeroed table page from the pool. */
-static int pool_page(mmu_s1_pool *pool, mmu_guest_ptr_fn ptr, void *arg, uint64_t *ipa,
-		     mv_error *err)
+/* A zeroed table page from the pool; false with a sentence in @err. */
+static bool pool_page(mmu_s1_pool *pool, mmu_guest_ptr_fn ptr, void *arg, uint64_t *ipa,
+		      mv_error *err)
 {
 	void *page;
 
-	if (pool->used + GRANULE > pool->size)
-		return mv_error_set(err, -ENOSPC, "the s1pool (%llu KiB at IPA 0x%llx) is full",
-				    (unsigned long long)pool->size >> 10,
-				    (unsigned long long)pool->ipa);
+	if (pool->used + GRANULE > pool->size) {
+		mv_error_set(err, -ENOSPC, "the s1pool (%llu KiB at IPA 0x%llx) is full",
+			     (unsigned long long)pool->size >> 10, (unsigned long long)pool->ipa);
+		return false;
+	}
 	*ipa = pool->ipa + pool->used;
 	page = ptr(arg, *ipa, GRANULE);
-	if (!page)
-		return mv_error_set(err, -EINVAL, "no memslot holds s1pool page 0x%llx",
-				    (unsigned long long)*ipa);
+	if (!page) {
+		mv_error_set(err, -EINVAL, "no memslot holds s1pool page 0x%llx",
+			     (unsigned long long)*ipa);
+		return false;
+	}
 	memset(page, 0, GRANULE);
 	pool->used += GRANULE;
-	return 0;
+	return true;
 }
 
 /* The entry for @va in the table at @table_ipa (level @level, @entries of them). */
@@ -81,34 +84,31 @@ static uint64_t leaf(const mmu_line *m, uint64_t ipa, int level)
 	       (m->s1map.pxn ? S1_PXN : 0) | (m->s1map.uxn ? S1_UXN : 0);
 }
 
-/* Which TTBR translates @va and how many VA bits it has; -EINVAL outside both. */
-static int select_ttbr(mv_a64_sysregs *sys, uint64_t va, uint64_t **ttbr, unsigned *va_bits,
-		       mv_error *err)
+/* Which TTBR translates @va and how many VA bits it has; false with a sentence. */
+static bool select_ttbr(mv_a64_sysregs *sys, uint64_t va, uint64_t **ttbr, unsigned *va_bits,
+			mv_error *err)
 {
 	unsigned t0 = 64 - TCR_T0SZ(sys->tcr_el1), t1 = 64 - TCR_T1SZ(sys->tcr_el1);
+	bool low = !(va >> t0), granule_ok;
 
-	if (t0 == 64 || t1 == 64 || t0 < 25 || t1 < 25)
-		return mv_error_set(err, -EINVAL, "TCR_EL1 0x%llx gives a VA size s1map does not "
-				    "build tables for (T0SZ/T1SZ must be 16 to 39)",
-				    (unsigned long long)sys->tcr_el1);
-	if (!(va >> t0)) {
-		*ttbr = &sys->ttbr0_el1;
-		*va_bits = t0;
-		if (TCR_TG0(sys->tcr_el1) != TCR_TG0_4K)
-			return mv_error_set(err, -EINVAL, "TCR_EL1.TG0 does not select the 4 KiB "
-					    "granule s1map builds tables for");
-		return 0;
+	if (t0 == 64 || t1 == 64 || t0 < 25 || t1 < 25) {
+		mv_error_set(err, -EINVAL, "TCR_EL1 0x%llx gives a VA size s1map does not build "
+			     "tables for (T0SZ/T1SZ must be 16 to 39)",
+			     (unsigned long long)sys->tcr_el1);
+		return false;
 	}
-	if (!(~va >> t1)) {
-		*ttbr = &sys->ttbr1_el1;
-		*va_bits = t1;
-		if (TCR_TG1(sys->tcr_el1) != TCR_TG1_4K)
-			return mv_error_set(err, -EINVAL, "TCR_EL1.TG1 does not select the 4 KiB "
-					    "granule s1map builds tables for");
-		return 0;
+	if (!low && (~va >> t1)) {
+		mv_error_set(err, -EINVAL, "VA 0x%llx is in neither the TTBR0_EL1 (%u-bit) nor the "
+			     "TTBR1_EL1 (%u-bit) range", (unsigned long long)va, t0, t1);
+		return false;
 	}
-	return mv_error_set(err, -EINVAL, "VA 0x%llx is in neither the TTBR0_EL1 (%u-bit) nor "
-			    "the TTBR1_EL1 (%u-bit) range", (unsigned long long)va, t0, t1);
+	*ttbr = low ? &sys->ttbr0_el1 : &sys->ttbr1_el1;
+	*va_bits = low ? t0 : t1;
+	granule_ok = low ? TCR_TG0(sys->tcr_el1) == TCR_TG0_4K : TCR_TG1(sys->tcr_el1) == TCR_TG1_4K;
+	if (!granule_ok)
+		mv_error_set(err, -EINVAL, "TCR_EL1.%s does not select the 4 KiB granule s1map "
+			     "builds tables for", low ? "TG0" : "TG1");
+	return granule_ok;
 }
 
 static int map_one(mmu_s1_pool *pool, mv_a64_sysregs *sys, const mmu_line *m, uint64_t va,
@@ -117,10 +117,10 @@ static int map_one(mmu_s1_pool *pool, mv_a64_sysregs *sys, const mmu_line *m, ui
 	int leaf_level = m->s1map.block == GRANULE ? 3 : m->s1map.block == (2u << 20) ? 2 : 1;
 	uint64_t *ttbr, table, entries;
 	unsigned va_bits;
-	int start, ret;
+	int start;
 
-	if ((ret = select_ttbr(sys, va, &ttbr, &va_bits, err)))
-		return ret;
+	if (!select_ttbr(sys, va, &ttbr, &va_bits, err))
+		return err->code;
 	/* Each level resolves 9 bits above the 12-bit page offset. */
 	start = 4 - (int)((va_bits - 12 + 8) / 9);
 	if (leaf_level < start)
@@ -128,8 +128,8 @@ static int map_one(mmu_s1_pool *pool, mv_a64_sysregs *sys, const mmu_line *m, ui
 				    "below, and %u-bit VAs start at level %d",
 				    leaf_level == 1 ? "1G" : "2M", leaf_level, va_bits, start);
 	if (!(*ttbr & TTBR_BADDR)) {
-		if ((ret = pool_page(pool, ptr, arg, &table, err)))
-			return ret;
+		if (!pool_page(pool, ptr, arg, &table, err))
+			return err->code;
 		*ttbr |= table;
 	}
 	table = *ttbr & TTBR_BADDR;
@@ -150,8 +150,8 @@ static int map_one(mmu_s1_pool *pool, mv_a64_sysregs *sys, const mmu_line *m, ui
 			return 0;
 		}
 		if (!(d & S1_VALID)) {
-			if ((ret = pool_page(pool, ptr, arg, &table, err)))
-				return ret;
+			if (!pool_page(pool, ptr, arg, &table, err))
+				return err->code;
 			*e = table | S1_VALID | S1_TABLE;
 			continue;
 		}

@@ -26,7 +26,8 @@ uint64_t mmu_s1_default_tcr(unsigned ia_bits);
  * Map @m's VA range (line MMU_S1MAP) to its IPA range in the tables of
  * TTBR0_EL1 or TTBR1_EL1 (chosen by the VA's top bits), allocating the
  * root (TTBRn gets its address) and missing tables from @pool. Existing
- * leaves are replaced. Returns 0 or -EINVAL / -ENOSPC with a sentence.
+ * leaves are replaced. Returns 0 or -EINVAL / -ENOSPC with a sentence in
+ * @err (required).
  */
 int mmu_s1_map(mmu_s1_pool *pool, mv_a64_sysregs *sys, const mmu_line *m, mmu_guest_ptr_fn ptr,
 	       void *arg, mv_error *err);

@@ -99,7 +99,7 @@ typedef struct a64_reg {
 	char kind;      /* 'x', 'w', 's' (SP) or a SIMD&FP prefix 'b' 'h' 's' 'd' 'q' as 'B'..'Q' */
 	uint8_t num;    /* 0..31 (31: XZR/WZR, SP, or V31) */
 	uint8_t size;   /* bytes it transfers */
-	char name[8];   /* as written, lower case */
+	char name[16];  /* as written, lower case (read_word's buffer) */
 } a64_reg;
 
 typedef struct a64_cursor {
