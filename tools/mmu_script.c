@@ -89,6 +89,16 @@ static int size(parser *p, int i, uint64_t *out)
 	return 0;
 }
 
+/* A block size: a size, or "page" for 4 KiB (the granule every table here uses). */
+static int block(parser *p, int i, uint64_t *out)
+{
+	if (!strcmp(p->tok[i], "page")) {
+		*out = HV_PAGE_SIZE;
+		return 0;
+	}
+	return size(p, i, out);
+}
+
 static int page_aligned(parser *p, const char *what, uint64_t v)
 {
 	if (v & (HV_PAGE_SIZE - 1))
@@ -282,7 +292,7 @@ static int parse_s2map(parser *p)
 	m->count = 1;
 	m->ap = MMU_S2AP_RW;
 	m->af = true;
-	if (num(p, 1, &m->ipa) || size(p, 2, &m->block))
+	if (num(p, 1, &m->ipa) || block(p, 2, &m->block))
 		return -EINVAL;
 	for (int i = 3; i < p->ntok; i++) {
 		if (!strcmp(p->tok[i], "count")) {
@@ -473,10 +483,12 @@ static int parse_s1map(parser *p)
 	m->af = true;
 	if (num(p, 1, &m->va) || num(p, 2, &m->ipa))
 		return -EINVAL;
-	if (i < p->ntok && isdigit((unsigned char)p->tok[i][0]) && size(p, i++, &m->block))
+	if (i < p->ntok && (isdigit((unsigned char)p->tok[i][0]) || !strcmp(p->tok[i], "page")) &&
+	    block(p, i++, &m->block))
 		return -EINVAL;
 	if (m->block != 4096 && m->block != (2u << 20) && m->block != (1u << 30))
-		return perr(p, "s1map: block '%s' is not 4K, 2M or 1G (4 KiB granule)", p->tok[3]);
+		return perr(p, "s1map: block '%s' is not page (4K), 2M or 1G (4 KiB granule)",
+			    p->tok[3]);
 	for (; i < p->ntok; i++) {
 		if (!strcmp(p->tok[i], "count")) {
 			if (count_option(p, &i, &m->count))
@@ -553,7 +565,7 @@ static int expect_action(parser *p)
 	if (p->ntok == 4) {
 		if (e->action != MV_A64_ACT_MAPPED)
 			return perr(p, "expect: only 'mapped' takes a size");
-		return size(p, 3, &e->block);
+		return block(p, 3, &e->block);
 	}
 	return 0;
 }
@@ -579,7 +591,7 @@ static int expect_s2(parser *p)
 	e->ap = e->af = -1;
 	if (p->ntok < 4)
 		return perr(p, "expect: expected 'expect s2 IPA none|SIZE [ap ..] [af 0|1]'");
-	if (num(p, 2, &e->addr) || (strcmp(p->tok[3], "none") && size(p, 3, &e->block)))
+	if (num(p, 2, &e->addr) || (strcmp(p->tok[3], "none") && block(p, 3, &e->block)))
 		return -EINVAL;
 	for (int i = 4; i < p->ntok; i++) {
 		bool af;
