@@ -249,12 +249,85 @@ static void test_null_error(void **state)
 	assert_int_equal(mv_a64_insn_parse("ldr x1, [x9]", &in, NULL), 0);
 }
 
+/* A random line: mostly well-shaped (mnemonic, registers, address), with random defects. */
+static void random_line(uint64_t *rng, char *line, size_t len)
+{
+	static const char *const mnems[] = {
+		"ldr", "str", "ldrb", "strb", "ldrh", "strh", "ldrsb", "ldrsh", "ldrsw", "ldur",
+		"stur", "ldursw", "ldar", "stlr", "ldarb", "ldxr", "stxr", "ldaxr", "stlxrh", "ldp",
+		"stp", "ldpsw", "dc civac,", "fetch", "mov", "",
+	};
+	static const char *const regs[] = {
+		"x0", "x1", "x7", "x30", "xzr", "w0", "w2", "w30", "wzr", "sp", "q0", "d1", "s2",
+		"h3", "b4", "x31", "v0", "",
+	};
+	static const char *const addrs[] = {
+		"[x1]", "[sp]", "[x2, #8]", "[x3, #-8]!", "[x4], #16", "[x5, #4095]", "[0x40000000]",
+		"[x6, #32760]", "[x1, x2]", "[w1]", "[x1", "x1", "0x1000", "[x1, #0x10]!", "[x0], #8",
+		"[sp, #-512]!", "[x2, #1]", "",
+	};
+	const char *m = mnems[tu_rand_below(rng, sizeof(mnems) / sizeof(mnems[0]))];
+	int nregs = (int)tu_rand_below(rng, 4);
+
+	snprintf(line, len, "%s", m);
+	for (int k = 0; k < nregs; k++) {
+		strncat(line, k ? ", " : " ", len - strlen(line) - 1);
+		strncat(line, regs[tu_rand_below(rng, sizeof(regs) / sizeof(regs[0]))],
+			len - strlen(line) - 1);
+	}
+	strncat(line, nregs ? ", " : " ", len - strlen(line) - 1);
+	strncat(line, addrs[tu_rand_below(rng, sizeof(addrs) / sizeof(addrs[0]))],
+		len - strlen(line) - 1);
+	/* Now and then a stray character somewhere. */
+	if (!tu_rand_below(rng, 8) && strlen(line))
+		line[tu_rand_below(rng, strlen(line))] = "#,[]!x -"[tu_rand_below(rng, 8)];
+}
+
+/*
+ * The parser accepts or refuses each random line with a sentence and never
+ * crashes; what it accepts is well-formed (a size the engine knows,
+ * registers in range) and parses the same way again.
+ */
+static void test_random_lines(void **state)
+{
+	uint64_t seed = tu_seed(0x1e57), rng = seed;
+	unsigned accepted = 0, lines = 200000;
+
+	(void)state;
+	for (unsigned i = 0; i < lines; i++) {
+		mv_a64_insn in, again;
+		mv_error err = { 0 };
+		char line[128];
+
+		random_line(&rng, line, sizeof(line));
+		if (mv_a64_insn_parse(line, &in, &err)) {
+			if (err.code != -EINVAL || strncmp(err.msg, "instruction '", 13))
+				fail_msg("seed %llu: '%s' gave %d \"%s\"", (unsigned long long)seed, line,
+					 err.code, err.msg);
+			continue;
+		}
+		accepted++;
+		if (!(in.size == 1 || in.size == 2 || in.size == 4 || in.size == 8 || in.size == 16) ||
+		    in.rt > 31 || in.rt2 > 31 || in.rs > 31 || (in.rn > 31 && in.rn != MV_A64_RN_ABS))
+			fail_msg("seed %llu: '%s' parsed into a malformed access", (unsigned long long)seed,
+				 line);
+		assert_int_equal(mv_a64_insn_parse(line, &again, NULL), 0);
+		assert_int_equal(again.op, in.op);
+		assert_int_equal(again.size, in.size);
+		assert_int_equal(again.rn, in.rn);
+		assert_int_equal(again.imm, in.imm);
+	}
+	printf("# %u of %u random lines parsed\n", accepted, lines);
+	assert_true(accepted > lines / 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_form),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_null_error),
+		cmocka_unit_test(test_random_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
