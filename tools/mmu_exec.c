@@ -44,6 +44,21 @@ void *mmu_guest_ptr(void *run, uint64_t ipa, uint64_t len)
 	return NULL;
 }
 
+uint64_t mmu_le_load(const void *p, unsigned len)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < len && i < 8; i++)
+		v |= (uint64_t)((const uint8_t *)p)[i] << (8 * i);
+	return v;
+}
+
+void mmu_le_store(void *p, unsigned len, uint64_t v)
+{
+	for (unsigned i = 0; i < len; i++)
+		((uint8_t *)p)[i] = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
+}
+
 const char *mmu_errno_name(int err)
 {
 	const char *name = strerrorname_np(-err);
@@ -109,7 +124,8 @@ static int map_ram(mmu_run *r, mmu_ram *ram, const mmu_line *l)
 	uint64_t align = l->ram.backing == MMU_RAM_THP ? THP_SIZE : 0;
 	char sz[24];
 
-	/* Hugetlb pages are reserved at mmap time (no MAP_NORESERVE): none free fails here, not with SIGBUS later. */
+	/* Hugetlb pages are reserved at mmap time (no MAP_NORESERVE): none free fails
+	 * here rather than with SIGBUS at the first touch. */
 	if (l->ram.backing == MMU_RAM_HUGETLB)
 		flags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB |
 			(__builtin_ctzll(l->ram.page_size) << MAP_HUGE_SHIFT);
@@ -248,19 +264,14 @@ static int dev_read(void *opaque, uint64_t addr, unsigned len, void *data)
 {
 	mmu_iodev *d = opaque;
 
-	for (unsigned i = 0; i < len; i++)
-		((uint8_t *)data)[i] = i < 8 ? (uint8_t)(d->value >> (8 * i)) : 0;
-	dev_record(d, addr, len, false, len < 8 ? d->value & ((1ull << (8 * len)) - 1) : d->value);
+	mmu_le_store(data, len, d->value);
+	dev_record(d, addr, len, false, mmu_le_load(data, len));
 	return 0;
 }
 
 static int dev_write(void *opaque, uint64_t addr, unsigned len, const void *data)
 {
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < len && i < 8; i++)
-		v |= (uint64_t)((const uint8_t *)data)[i] << (8 * i);
-	dev_record(opaque, addr, len, true, v);
+	dev_record(opaque, addr, len, true, mmu_le_load(data, len));
 	return 0;
 }
 
@@ -316,9 +327,7 @@ static int do_write(mmu_run *r, const mmu_line *l)
 	if (!p)
 		return mmu_fail(r, CLI_USAGE, "write%u: no memslot holds IPA 0x%llx", 8 * l->write.width,
 				(unsigned long long)l->write.ipa);
-	/* Guest memory is little-endian whatever the host is. */
-	for (unsigned i = 0; i < l->write.width; i++)
-		p[i] = (uint8_t)(l->write.value >> (8 * i));
+	mmu_le_store(p, l->write.width, l->write.value);
 	return 0;
 }
 
@@ -361,9 +370,7 @@ bool mmu_guest_read(mmu_run *r, uint64_t ipa, unsigned width, uint64_t *value)
 
 	if (!p)
 		return false;
-	*value = 0;
-	for (unsigned i = 0; i < width; i++)
-		*value |= (uint64_t)p[i] << (8 * i);
+	*value = mmu_le_load(p, width);
 	return true;
 }
 
@@ -410,8 +417,7 @@ static uint64_t complete_mmio(mmu_run *r, hv_exit *exit)
 	uint64_t value = 0;
 
 	if (!exit->mmio.is_write)
-		for (unsigned i = 0; i < exit->mmio.len && i < 8; i++)
-			exit->mmio.data[i] = (uint8_t)(r->mmio_reply >> (8 * i));
+		mmu_le_store(exit->mmio.data, exit->mmio.len, r->mmio_reply);
 	mv_a64_vcpu_complete_mmio(r->vcpu, &value);
 	return value;
 }

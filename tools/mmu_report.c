@@ -122,7 +122,6 @@ static void report_done(mmu_run *r, const mv_a64_insn *in, const mv_a64_outcome 
 
 static void report_mmio(mmu_run *r, const mv_a64_insn *in, const hv_exit *e, uint64_t value)
 {
-	uint64_t data = 0;
 	char name[8];
 
 	if (!e->mmio.is_write) {
@@ -131,10 +130,9 @@ static void report_mmio(mmu_run *r, const mv_a64_insn *in, const hv_exit *e, uin
 			reg_name(in, in->rt, name), (unsigned long long)value);
 		return;
 	}
-	for (unsigned i = 0; i < e->mmio.len && i < 8; i++)
-		data |= (uint64_t)e->mmio.data[i] << (8 * i);
 	fprintf(r->out, TAG "write 0x%llx len %u data 0x%llx\n", "mmio",
-		(unsigned long long)e->mmio.gpa, e->mmio.len, (unsigned long long)data);
+		(unsigned long long)e->mmio.gpa, e->mmio.len,
+		(unsigned long long)mmu_le_load(e->mmio.data, e->mmio.len));
 }
 
 /* A synchronous exception taken to guest EL1. */

@@ -73,6 +73,10 @@ int mmu_fail(mmu_run *r, int status, const char *fmt, ...) __attribute__((format
 /* Host address of [ipa, ipa + len) when one slot holds it all, else NULL (mmu_guest_ptr_fn). */
 void *mmu_guest_ptr(void *run, uint64_t ipa, uint64_t len);
 
+/* Guest byte order is little-endian: @len bytes (at most 8 count) to and from a value. */
+uint64_t mmu_le_load(const void *p, unsigned len);
+void mmu_le_store(void *p, unsigned len, uint64_t v);
+
 /* "EFAULT" for -EFAULT. */
 const char *mmu_errno_name(int err);
 
