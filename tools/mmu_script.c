@@ -107,7 +107,7 @@ static int page_aligned(parser *p, const char *what, uint64_t v)
 	return 0;
 }
 
-/* The option word at @i needs a value: -1 with a sentence when it is missing. */
+/* The option word at @i needs a value: -EINVAL with a sentence when it is missing. */
 static int opt_value(parser *p, int i)
 {
 	if (i + 1 >= p->ntok)
