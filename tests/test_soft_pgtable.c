@@ -4,14 +4,14 @@
  * granules and start levels -1..3, visit order and ctx fields, re-reads
  * after LEAF and TABLE_PRE visits, concatenated roots, early ends
  * (visitor results, RANGE, FAULT), compare-and-swap of shared walks, and
- * the pool's alignment, counts, failure injection and thread safety.
+ * the pool's alignment, counts and failure injection (its thread safety:
+ * test_soft_stage2_threads.c).
  */
 #include "testutil.h"
 
 #include "memvirt/soft_pgtable.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -684,60 +684,6 @@ static void test_pool_alloc_failures(void **state)
 	}
 }
 
-typedef struct pool_thread_arg {
-	mv_pgt_pool *pool;
-	uint64_t seed;
-} pool_thread_arg;
-
-static void *pool_thread(void *p)
-{
-	pool_thread_arg *a = p;
-	const mv_pgt_mm_ops *mm = mv_pgt_pool_mm_ops();
-	uint8_t *pages[64] = { 0 };
-	uint64_t rng = a->seed;
-
-	for (int it = 0; it < 20000; it++) {
-		unsigned i = (unsigned)tu_rand_below(&rng, 64);
-
-		if (!pages[i]) {
-			pages[i] = mm->zalloc_page(a->pool, 4096);
-			assert_non_null(pages[i]);
-			pages[i][0] = (uint8_t)i;
-		} else if (tu_rand_below(&rng, 2)) {
-			mm->get_page(a->pool, pages[i] + 100);
-			assert_true(mm->page_count(a->pool, pages[i]) >= 2);
-			mm->put_page(a->pool, pages[i] + 200);
-		} else {
-			assert_int_equal(pages[i][0], i);
-			mm->put_page(a->pool, pages[i]);
-			pages[i] = NULL;
-		}
-	}
-	for (int i = 0; i < 64; i++)
-		if (pages[i])
-			mm->put_page(a->pool, pages[i]);
-	return NULL;
-}
-
-static void test_pool_threads(void **state)
-{
-	pthread_t th[4];
-	pool_thread_arg args[4];
-	mv_pgt_pool *pool;
-	uint64_t seed = tu_seed(0x9e11);
-
-	(void)state;
-	assert_int_equal(mv_pgt_pool_new(NULL, &pool), 0);
-	for (int i = 0; i < 4; i++) {
-		args[i] = (pool_thread_arg){ pool, seed + (uint64_t)i * 7919 };
-		assert_int_equal(pthread_create(&th[i], NULL, pool_thread, &args[i]), 0);
-	}
-	for (int i = 0; i < 4; i++)
-		pthread_join(th[i], NULL);
-	assert_int_equal(mv_pgt_pool_live_pages(pool), 0);
-	mv_pgt_pool_free(pool);
-}
-
 static void test_result_names(void **state)
 {
 	(void)state;
@@ -768,7 +714,6 @@ int main(void)
 		cmocka_unit_test(test_granules),
 		cmocka_unit_test(test_pool_pages),
 		cmocka_unit_test(test_pool_alloc_failures),
-		cmocka_unit_test(test_pool_threads),
 		cmocka_unit_test(test_result_names),
 	};
 

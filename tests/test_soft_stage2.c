@@ -3,7 +3,7 @@
  * descriptor values of every operation, block choice, table pages freed
  * and counted back, break-before-make order seen from the TLBI hook,
  * allocation failures injected at every allocation, VTCR_EL2 decode
- * tables for the three granules, and concurrent shared-walk maps.
+ * tables for the three granules. Concurrency: test_soft_stage2_threads.c.
  */
 #include "testutil.h"
 
@@ -11,7 +11,6 @@
 #include "s2check.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1025,83 +1024,6 @@ static void test_config_for_ipa(void **state)
 	assert_int_equal(mv_s2_config_for_ipa(40, 13, &cfg), -EINVAL);
 }
 
-/* ------------------------------------------------------------------ */
-/* Concurrent shared-walk maps                                           */
-
-#define TH_SPAN (64 * MiB)
-#define TH_PAGES (TH_SPAN / 4096)
-
-typedef struct th_arg {
-	t_s2 *t;
-	uint64_t seed;
-	uint8_t mapped[TH_PAGES];
-	unsigned again;
-} th_arg;
-
-static void *map_thread(void *p)
-{
-	th_arg *a = p;
-	uint64_t rng = a->seed;
-
-	for (int it = 0; it < 400; it++) {
-		uint64_t pages = 1 + tu_rand_below(&rng, tu_rand_below(&rng, 4) ? 16 : 1024);
-		uint64_t first = tu_rand_below(&rng, TH_PAGES - pages + 1);
-		uint64_t ipa = GiB + first * 4096;
-		int min_level = 1 + (int)tu_rand_below(&rng, 3);
-		mv_pgt_result r;
-
-		while ((r = mv_s2_map(&a->t->s2, ipa, pages * 4096, PA0 + ipa, ATTR_RW, min_level,
-				      MV_PGT_WALK_SHARED)) == MV_PGT_AGAIN)
-			a->again++;
-		assert_int_equal(r, MV_PGT_OK);
-		memset(&a->mapped[first], 1, pages);
-		if (tu_rand_below(&rng, 8) == 0)
-			assert_int_equal(mv_s2_relax_perms(&a->t->s2, ipa, MV_S2_PROT_R, MV_PGT_WALK_SHARED),
-					 MV_PGT_OK);
-	}
-	return NULL;
-}
-
-static void test_shared_map_threads(void **state)
-{
-	uint64_t seed = tu_seed(0x5eed2);
-	th_arg *args = test_calloc(4, sizeof(*args));
-	t_s2 *t = test_malloc(sizeof(*t));
-	pthread_t th[4];
-	unsigned again = 0;
-
-	(void)state;
-	t_init(t);
-	for (int i = 0; i < 4; i++) {
-		args[i].t = t;
-		args[i].seed = seed * 4 + (uint64_t)i + 1;
-		assert_int_equal(pthread_create(&th[i], NULL, map_thread, &args[i]), 0);
-	}
-	for (int i = 0; i < 4; i++) {
-		pthread_join(th[i], NULL);
-		again += args[i].again;
-	}
-	printf("# 4 threads x 400 shared maps, %u retries after AGAIN\n", again);
-	assert_true(s2c_check_counts(&t->s2) > 0);
-	for (uint64_t pg = 0; pg < TH_PAGES; pg++) {
-		uint64_t ipa = GiB + pg * 4096, pa, attrs;
-		int level;
-		bool want = args[0].mapped[pg] | args[1].mapped[pg] | args[2].mapped[pg] | args[3].mapped[pg];
-
-		assert_int_equal(s2c_translate(&t->s2, ipa, &pa, &attrs, &level), want);
-		if (want) {
-			assert_int_equal(pa, PA0 + ipa);
-			assert_int_equal(attrs, ATTR_RW);
-		}
-	}
-	assert_int_equal(t->nr_tlbi, 0);
-	assert_int_equal(mv_s2_unmap(&t->s2, 0, 1ull << 40), MV_PGT_OK);
-	assert_int_equal(live(t), 2);
-	t_fini(t);
-	test_free(t);
-	test_free(args);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1128,7 +1050,6 @@ int main(void)
 		cmocka_unit_test(test_vtcr_decode_accept),
 		cmocka_unit_test(test_vtcr_decode_reject),
 		cmocka_unit_test(test_config_for_ipa),
-		cmocka_unit_test(test_shared_map_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
