@@ -715,6 +715,16 @@ static void test_s1_translation(void **state)
 	assert_guest_fault(f, &out, EC_DABT_CUR << 26 | IL | 0x04, 0x7ffff0000000ull, 1);
 	out = run(f, "ldr x1, [0x1000000000000]");              /* VA[63:48] not all 0 or 1 */
 	assert_guest_fault(f, &out, EC_DABT_CUR << 26 | IL | 0x04, 1ull << 48, 1);
+	/* T0SZ outside 16..39 (4 KiB, no FEAT_LVA / FEAT_TTST): level 0, without a walk. */
+	f->vcpu->sys.tcr_el1 = (TCR_48 & ~63ull) | 12;
+	s1_resync(f);
+	out = run(f, "ldr x1, [0x1234]");
+	assert_guest_fault(f, &out, EC_DABT_CUR << 26 | IL | 0x04, 0x1234, 1);
+	f->vcpu->sys.tcr_el1 = (TCR_48 & ~63ull) | 40;
+	s1_resync(f);
+	out = run(f, "ldr x1, [0x1234]");
+	assert_guest_fault(f, &out, EC_DABT_CUR << 26 | IL | 0x04, 0x1234, 1);
+	f->vcpu->sys.tcr_el1 = TCR_48;
 	*e = desc;
 	f->vcpu->sys.tcr_el1 |= 1ull << 7;                      /* EPD0 */
 	s1_resync(f);
