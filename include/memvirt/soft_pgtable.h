@@ -138,10 +138,13 @@ typedef struct mv_pgt_walker {
 } mv_pgt_walker;
 
 /*
- * Walk [addr, addr + size) of @pgt. Returns MV_PGT_OK, MV_PGT_RANGE when
- * the range exceeds ia_bits, MV_PGT_FAULT when a table is unreachable, or
- * the first non-OK visitor result (MV_PGT_STOP included, for callers that
- * stop early on purpose).
+ * Walk [addr, addr + size) of @pgt, widened to whole granules (ctx->start
+ * and ctx->end are granule aligned; size 0 walks nothing). Returns
+ * MV_PGT_OK, MV_PGT_RANGE when the range exceeds ia_bits or the geometry
+ * is not one the walker serves (granule 12/14/16 bits, last_level 3, start
+ * level -1..3 resolving 1 .. stride + 4 bits), MV_PGT_FAULT when a table
+ * is unreachable, or the first non-OK visitor result (MV_PGT_STOP
+ * included, for callers that stop early on purpose).
  */
 mv_pgt_result mv_pgt_walk(mv_pgt *pgt, uint64_t addr, uint64_t size, const mv_pgt_walker *w);
 

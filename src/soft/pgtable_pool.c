@@ -21,7 +21,7 @@
 
 #define UNIT_SHIFT 12                       /* the hash key unit: 4 KiB */
 #define UNIT_SIZE ((uintptr_t)1 << UNIT_SHIFT)
-#define MIN_SLOTS 64
+#define MIN_SLOT_BITS 6                     /* 64 slots at first */
 
 typedef struct pool_block {
 	uintptr_t va;           /* the aligned block */
@@ -38,14 +38,16 @@ struct mv_pgt_pool {
 	const mv_allocator *alloc;
 	pthread_rwlock_t lock;
 	pool_slot *slots;
-	size_t cap;             /* power of two; at most half full */
+	size_t cap;             /* 2^cap_bits slots; at most half full */
+	unsigned cap_bits;
 	size_t used;
 	size_t live_units;      /* __atomic */
 };
 
+/* Fibonacci hashing: the top bits of key * 2^64/phi pick the slot. */
 static size_t slot_of(const mv_pgt_pool *pool, uintptr_t key)
 {
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (pool->cap - 1);
+	return (size_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - pool->cap_bits));
 }
 
 static pool_block *lookup_locked(const mv_pgt_pool *pool, const void *va)
@@ -61,36 +63,36 @@ static pool_block *lookup_locked(const mv_pgt_pool *pool, const void *va)
 	return NULL;
 }
 
-static void insert_slot(pool_slot *slots, size_t cap, uintptr_t key, pool_block *b,
-			const mv_pgt_pool *pool)
+static void insert_slot(mv_pgt_pool *pool, uintptr_t key, pool_block *b)
 {
 	size_t i = slot_of(pool, key);
 
-	while (slots[i].key)
-		i = (i + 1) & (cap - 1);
-	slots[i].key = key;
-	slots[i].b = b;
+	while (pool->slots[i].key)
+		i = (i + 1) & (pool->cap - 1);
+	pool->slots[i].key = key;
+	pool->slots[i].b = b;
 }
 
 /* Make room for @extra more keys (load at most 1/2). Returns false on no memory. */
 static bool reserve_locked(mv_pgt_pool *pool, size_t extra)
 {
-	size_t need = (pool->used + extra) * 2, ncap = pool->cap ? pool->cap : MIN_SLOTS;
+	size_t need = (pool->used + extra) * 2, ocap = pool->cap;
+	unsigned bits = pool->cap ? pool->cap_bits : MIN_SLOT_BITS;
 	pool_slot *old = pool->slots, *slots;
-	size_t ocap = pool->cap;
 
 	if (need <= pool->cap)
 		return true;
-	while (ncap < need)
-		ncap *= 2;
-	slots = mv_zalloc(pool->alloc, ncap * sizeof(*slots));
+	while (((size_t)1 << bits) < need)
+		bits++;
+	slots = mv_zalloc(pool->alloc, ((size_t)1 << bits) * sizeof(*slots));
 	if (!slots)
 		return false;
 	pool->slots = slots;
-	pool->cap = ncap;
+	pool->cap = (size_t)1 << bits;
+	pool->cap_bits = bits;
 	for (size_t i = 0; i < ocap; i++)
 		if (old[i].key)
-			insert_slot(slots, ncap, old[i].key, old[i].b, pool);
+			insert_slot(pool, old[i].key, old[i].b);
 	mv_free(pool->alloc, old);
 	return true;
 }
@@ -138,7 +140,7 @@ static void *block_alloc(mv_pgt_pool *pool, size_t size, size_t align)
 		return NULL;
 	}
 	for (uintptr_t u = va; u < va + size; u += UNIT_SIZE)
-		insert_slot(pool->slots, pool->cap, u >> UNIT_SHIFT, b, pool);
+		insert_slot(pool, u >> UNIT_SHIFT, b);
 	pool->used += size >> UNIT_SHIFT;
 	pthread_rwlock_unlock(&pool->lock);
 	__atomic_add_fetch(&pool->live_units, size >> UNIT_SHIFT, __ATOMIC_RELAXED);
