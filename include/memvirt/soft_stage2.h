@@ -142,12 +142,14 @@ void mv_s2_destroy(mv_s2_pgt *s2);
  * (mv_s2_prot_attr or explicit bits), using at each address the largest
  * block that the alignment of ipa and pa, the remaining size and
  * @min_level allow (1 = up to 1 GiB blocks, 2 = up to 2 MiB, 3 = pages
- * only; 4 KiB granule). An existing identical leaf is kept; a valid leaf
- * with other attributes only (same pa and size) is updated in place; a
- * different valid mapping (other pa, or a table where a block goes / a
+ * only with a 4 KiB granule; 16 / 64 KiB granules have 32 / 512 MiB
+ * blocks at level 2 only). An existing identical leaf is kept; a valid
+ * leaf with other attributes only (same pa and size) is updated in place;
+ * a different valid mapping (other pa, or a table where a block goes / a
  * block where a table goes) is replaced by break-before-make (tables
- * below it are freed), except in shared walks, where it is MV_PGT_EXISTS /
- * MV_PGT_AGAIN (the fault path never remaps live memory).
+ * below it are freed), except in shared walks, which never remap live
+ * memory (MV_PGT_EXISTS / MV_PGT_AGAIN, or mapping below a table; see
+ * the details).
  *
  * Details: @ipa, @size and @pa must be granule multiples and pa + size fit
  * the output size (else MV_PGT_RANGE); only the leaf attribute bits of
