@@ -23,8 +23,8 @@
  * or fetch (DC touches no data).
  *
  * Host memory is accessed with relaxed atomics of the access size (8-byte
- * halves for 16 bytes, bytes when unaligned); ldar / stlr add acquire /
- * release ordering. Not modelled: alignment faults, the exclusive monitor
+ * halves for 16 bytes, bytes when unaligned); ldar / stlr are sequentially
+ * consistent (RCsc). Not modelled: alignment faults, the exclusive monitor
  * (a store-exclusive always succeeds), big-endian data.
  */
 #include "soft/arm64/a64_access.h"
@@ -177,18 +177,28 @@ static uint8_t *a64_host_byte(const a64_span *s, uint64_t va)
 	return (uint8_t *)(uintptr_t)(s->host[i] + (va - s->va[i]));
 }
 
+/*
+ * One aligned atomic of type T: sequentially consistent for ldar / stlr
+ * (A64 load-acquire / store-release are RCsc), relaxed otherwise.
+ */
+#define A64_LOAD(T, p, sc) \
+	((sc) ? __atomic_load_n((T *)(p), __ATOMIC_SEQ_CST) : __atomic_load_n((T *)(p), __ATOMIC_RELAXED))
+#define A64_STORE(T, p, v, sc) \
+	((sc) ? __atomic_store_n((T *)(p), (T)(v), __ATOMIC_SEQ_CST) \
+	      : __atomic_store_n((T *)(p), (T)(v), __ATOMIC_RELAXED))
+
 /* @n bytes (1, 2, 4 or 8) at @va, little-endian; one atomic when aligned. */
-static uint64_t a64_load(const a64_span *s, uint64_t va, unsigned n)
+static uint64_t a64_load(const a64_span *s, uint64_t va, unsigned n, bool sc)
 {
 	void *p = a64_host_byte(s, va);
 	uint64_t v = 0;
 
 	if (!(va & (n - 1))) {
 		switch (n) {
-		case 1: return __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED);
-		case 2: return __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED);
-		case 4: return __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
-		default: return __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED);
+		case 1: return A64_LOAD(uint8_t, p, sc);
+		case 2: return A64_LOAD(uint16_t, p, sc);
+		case 4: return A64_LOAD(uint32_t, p, sc);
+		default: return A64_LOAD(uint64_t, p, sc);
 		}
 	}
 	for (unsigned b = 0; b < n; b++)
@@ -196,16 +206,16 @@ static uint64_t a64_load(const a64_span *s, uint64_t va, unsigned n)
 	return v;
 }
 
-static void a64_store(const a64_span *s, uint64_t va, unsigned n, uint64_t v)
+static void a64_store(const a64_span *s, uint64_t va, unsigned n, uint64_t v, bool sc)
 {
 	void *p = a64_host_byte(s, va);
 
 	if (!(va & (n - 1))) {
 		switch (n) {
-		case 1: __atomic_store_n((uint8_t *)p, (uint8_t)v, __ATOMIC_RELAXED); return;
-		case 2: __atomic_store_n((uint16_t *)p, (uint16_t)v, __ATOMIC_RELAXED); return;
-		case 4: __atomic_store_n((uint32_t *)p, (uint32_t)v, __ATOMIC_RELAXED); return;
-		default: __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED); return;
+		case 1: A64_STORE(uint8_t, p, v, sc); return;
+		case 2: A64_STORE(uint16_t, p, v, sc); return;
+		case 4: A64_STORE(uint32_t, p, v, sc); return;
+		default: A64_STORE(uint64_t, p, v, sc); return;
 		}
 	}
 	for (unsigned b = 0; b < n; b++)
@@ -215,23 +225,19 @@ static void a64_store(const a64_span *s, uint64_t va, unsigned n, uint64_t v)
 /* Move every register's bytes (16-byte registers as two 8-byte halves). */
 static void a64_transfer(a64_plan *p, const a64_span *s)
 {
-	unsigned part = p->acc.insn->size > 8 ? 8 : p->acc.insn->size;
-	unsigned parts = p->acc.insn->size / part;
+	const mv_a64_insn *i = p->acc.insn;
+	unsigned part = i->size > 8 ? 8 : i->size;
 
-	if (p->acc.write && p->acc.insn->acq_rel)
-		__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (unsigned r = 0; r < p->nregs; r++) {
-		for (unsigned h = 0; h < parts; h++) {
-			uint64_t va = p->va + r * p->acc.insn->size + h * part;
+		for (unsigned h = 0; h < i->size / part; h++) {
+			uint64_t va = p->va + r * i->size + h * part;
 
 			if (p->acc.write)
-				a64_store(s, va, part, p->data[r][h]);
+				a64_store(s, va, part, p->data[r][h], i->acq_rel);
 			else
-				p->data[r][h] = a64_load(s, va, part);
+				p->data[r][h] = a64_load(s, va, part, i->acq_rel);
 		}
 	}
-	if (!p->acc.write && p->acc.insn->acq_rel)
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 }
 
 /* An access to a page marked for external aborts is a synchronous external abort. */
@@ -259,7 +265,7 @@ static bool a64_perform(mv_a64_vcpu *vcpu, a64_plan *p, const a64_span *s, a64_x
 	if (a64_sea(vcpu->vm, s, f))
 		return false;
 	if (p->acc.fetch)
-		p->data[0][0] = a64_load(s, p->va, 4);
+		p->data[0][0] = a64_load(s, p->va, 4, false);
 	else
 		a64_transfer(p, s);
 	return true;
