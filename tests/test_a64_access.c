@@ -1055,6 +1055,39 @@ static void test_handler_outcomes(void **state)
 	assert_int_equal(f->vcpu->regs.pc, TEST_VBAR + 0x200);
 }
 
+static bool claim_sea(void *arg, uint64_t ipa)
+{
+	*(uint64_t *)arg = ipa;
+	return true;
+}
+
+/* With the handler on, an external abort is an SError for the guest, or the host's to take. */
+static void test_sea_outcomes(void **state)
+{
+	fx *f = *state;
+	hv_memslot m = { .slot = 0, .gpa = RAM_IPA, .size = RAM_SIZE, .hva = f->ram.base };
+	uint64_t claimed = 0;
+	mv_a64_outcome out;
+
+	assert_int_equal(mv_a64_vm_set_memslot(f->vm, &m), 0);
+	mv_a64_vm_set_handler(f->vm, true);
+	assert_int_equal(mv_soft_host_set_sea(mv_a64_vm_host(f->vm), ram_hva(f, RAM_IPA + 0x6000), true),
+			 0);
+	out = run(f, "ldr x1, [0x40006010]");
+	assert_int_equal(out.result, MV_A64_INJECTED);
+	assert_int_equal(f->ev.action, MV_A64_ACT_INJECT_SERROR);
+	assert_int_equal(f->ev.esr_el2, dabt(0x10));
+	assert_int_equal(out.esr_el1 >> 26, 0x2f);               /* SError */
+	reset_cpu(f, 1);
+	mv_a64_vm_set_sea_claim(f->vm, claim_sea, &claimed);
+	out = run(f, "ldr x1, [0x40006010]");
+	assert_int_equal(out.result, MV_A64_EXIT);
+	assert_int_equal(out.exit->reason, HV_EXIT_INTR);
+	assert_int_equal(f->ev.action, MV_A64_ACT_HOST_SEA);
+	assert_int_equal(claimed, RAM_IPA + 0x6000);              /* HPFAR's IPA, page aligned */
+	assert_int_equal(f->vcpu->regs.pc, TEST_PC);
+}
+
 /* A fault hook that invalidates the page each time: every fault retries, until -EAGAIN. */
 static void invalidate_hook(void *arg, mv_a64_vcpu *vcpu, uint64_t ipa)
 {
@@ -1165,6 +1198,7 @@ int main(void)
 		T(test_page_crossing),
 		T(test_tlb_hits_and_flush),
 		T(test_handler_outcomes),
+		T(test_sea_outcomes),
 		T(test_retry_bound),
 		T(test_malformed),
 		cmocka_unit_test(test_esr_describe),
