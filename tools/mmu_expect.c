@@ -10,8 +10,6 @@
 #include "cli.h"
 #include "mmu_run.h"
 
-static const char *const s2aps[] = { "none", "ro", "wo", "rw" };
-
 static int __attribute__((format(printf, 2, 3))) mismatch(mmu_run *r, const char *fmt, ...)
 {
 	char why[400];
@@ -102,7 +100,7 @@ static int expect_s2(mmu_run *r, const mmu_line *l)
 	if (size != l->expect.block || (l->expect.ap >= 0 && ap != l->expect.ap) ||
 	    (l->expect.af >= 0 && af != l->expect.af))
 		return mismatch(r, "IPA 0x%llx is mapped by a %s leaf with S2AP %s, AF %d",
-				(unsigned long long)l->expect.addr, mmu_size_name(size, sz), s2aps[ap], af);
+				(unsigned long long)l->expect.addr, mmu_size_name(size, sz), mmu_s2ap_names[ap], af);
 	return 0;
 }
 

@@ -186,7 +186,6 @@ void mmu_report_outcome(mmu_run *r, const mv_a64_insn *in, int ret, const mv_a64
 
 void mmu_report_leaf(mmu_run *r, uint64_t ipa)
 {
-	static const char *const aps[] = { "none", "ro", "wo", "rw" };
 	uint64_t size, base = 0, memattr;
 	mv_pte pte = 0;
 	char sz[24];
@@ -201,7 +200,7 @@ void mmu_report_leaf(mmu_run *r, uint64_t ipa)
 	fprintf(r->out, TAG "%s %s at 0x%llx: S2AP %s, AF %d, XN %d, MemAttr %s\n", "s2",
 		mmu_size_name(size, sz), size == 1ull << mv_a64_vm_s2_config(r->vm)->granule_shift ?
 		"page" : "block", (unsigned long long)base,
-		aps[(pte & MV_S2_S2AP_MASK) >> MV_S2_S2AP_SHIFT], !!(pte & MV_S2_AF),
+		mmu_s2ap_names[(pte & MV_S2_S2AP_MASK) >> MV_S2_S2AP_SHIFT], !!(pte & MV_S2_AF),
 		!!(pte & MV_S2_XN), memattr == MV_S2_MEMATTR_NORMAL_WB ? "normal" :
 		memattr == MV_S2_MEMATTR_DEVICE_nGnRE ? "device" : "other");
 }

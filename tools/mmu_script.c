@@ -120,6 +120,25 @@ static int bad_option(parser *p, int i, const char *expected)
 	return perr(p, "%s: unknown option '%s' (expected %s)", p->tok[0], p->tok[i], expected);
 }
 
+const char *const mmu_s2ap_names[4] = { "none", "ro", "wo", "rw" };
+
+/* Option tok[*i] takes one of the four @names (an AP field): its index in *out; skips the value. */
+static int ap_option(parser *p, int *i, const char *const names[4], unsigned *out)
+{
+	unsigned a = 0;
+
+	if (opt_value(p, *i))
+		return -EINVAL;
+	while (a < 4 && strcmp(p->tok[*i + 1], names[a]))
+		a++;
+	if (a == 4)
+		return perr(p, "%s: ap '%s' is not %s, %s, %s or %s", p->tok[0], p->tok[*i + 1],
+			    names[0], names[1], names[2], names[3]);
+	*out = a;
+	(*i)++;
+	return 0;
+}
+
 static int on_off(parser *p, int i, bool *out)
 {
 	if (!strcmp(p->tok[i], "on") || !strcmp(p->tok[i], "1"))
@@ -286,7 +305,6 @@ static int count_option(parser *p, int *i, uint64_t *count)
 
 static int parse_s2map(parser *p)
 {
-	static const char *const aps[] = { "none", "ro", "wo", "rw" };
 	typeof(p->l->s2map) *m = &p->l->s2map;
 
 	m->count = 1;
@@ -299,16 +317,11 @@ static int parse_s2map(parser *p)
 			if (count_option(p, &i, &m->count))
 				return -EINVAL;
 		} else if (!strcmp(p->tok[i], "ap")) {
-			unsigned a = 0;
+			unsigned a;
 
-			if (opt_value(p, i))
+			if (ap_option(p, &i, mmu_s2ap_names, &a))
 				return -EINVAL;
-			while (a < 4 && strcmp(p->tok[i + 1], aps[a]))
-				a++;
-			if (a == 4)
-				return perr(p, "s2map: ap '%s' is not none, ro, wo or rw", p->tok[i + 1]);
 			m->ap = (mmu_s2ap)a;
-			i++;
 		} else if (!strcmp(p->tok[i], "af")) {
 			if (af_option(p, &i, &m->af))
 				return -EINVAL;
@@ -494,17 +507,11 @@ static int parse_s1map(parser *p)
 			if (count_option(p, &i, &m->count))
 				return -EINVAL;
 		} else if (!strcmp(p->tok[i], "ap")) {
-			unsigned a = 0;
+			unsigned a;
 
-			if (opt_value(p, i))
+			if (ap_option(p, &i, s1_aps, &a))
 				return -EINVAL;
-			while (a < 4 && strcmp(p->tok[i + 1], s1_aps[a]))
-				a++;
-			if (a == 4)
-				return perr(p, "s1map: ap '%s' is not rw-el1, rw, ro-el1 or ro",
-					    p->tok[i + 1]);
 			m->ap = a;
-			i++;
 		} else if (!strcmp(p->tok[i], "uxn")) {
 			m->uxn = true;
 		} else if (!strcmp(p->tok[i], "pxn")) {
@@ -585,7 +592,6 @@ static int expect_result(parser *p)
 
 static int expect_s2(parser *p)
 {
-	static const char *const aps[] = { "none", "ro", "wo", "rw" };
 	typeof(p->l->expect) *e = &p->l->expect;
 
 	e->ap = e->af = -1;
@@ -603,13 +609,11 @@ static int expect_s2(parser *p)
 				return -EINVAL;
 			e->af = af;
 		} else if (!strcmp(p->tok[i], "ap")) {
-			if (opt_value(p, i))
+			unsigned a;
+
+			if (ap_option(p, &i, mmu_s2ap_names, &a))
 				return -EINVAL;
-			for (e->ap = 0; e->ap < 4 && strcmp(p->tok[i + 1], aps[e->ap]); e->ap++)
-				;
-			if (e->ap == 4)
-				return perr(p, "expect: ap '%s' is not none, ro, wo or rw", p->tok[i + 1]);
-			i++;
+			e->ap = (int)a;
 		} else {
 			return bad_option(p, i, "ap or af");
 		}

@@ -56,6 +56,8 @@ typedef enum mmu_backing {
 
 /* Stage-2 permissions (S2AP[1:0], ARM ARM D8.4.3). */
 typedef enum mmu_s2ap { MMU_S2AP_NONE, MMU_S2AP_RO, MMU_S2AP_WO, MMU_S2AP_RW } mmu_s2ap;
+/* Script names of the S2AP values, indexed by mmu_s2ap (also S2AP[1:0]). */
+extern const char *const mmu_s2ap_names[4];
 
 /* What `expect` checks. */
 typedef enum mmu_expect_kind {
