@@ -74,7 +74,7 @@ static void rec_add(rec *r, bool commit, mv_memslot_change change, const mv_mems
 
 /* Before the change, lookups still give the old state. */
 static int rec_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
-		       const mv_memslot *new)
+		       mv_memslot *new)
 {
 	rec *r = arg;
 	const mv_memslot *s = old ? old : new;
@@ -554,18 +554,19 @@ static void test_noop(void **state)
 }
 
 /* The arch data follows a slot across MOVE and FLAGS_ONLY. */
-static void set_arch(void *arg, mv_memslot_change change, const mv_memslot *old,
-		     const mv_memslot *new)
+static int set_arch(void *arg, mv_memslot_change change, const mv_memslot *old,
+		    mv_memslot *new)
 {
 	(void)old;
 	if (change == MV_MR_CREATE)
-		((mv_memslot *)new)->arch = arg;
+		new->arch = arg;
+	return 0;
 }
 
 static void test_arch_data_follows(void **state)
 {
 	int token;
-	mv_memslots_config cfg = { .nr_as = 1, .arch_commit = set_arch, .arg = &token };
+	mv_memslots_config cfg = { .nr_as = 1, .arch_prepare = set_arch, .arg = &token };
 	mv_memslots *ms;
 
 	(void)state;
@@ -1165,7 +1166,7 @@ static int model_set(model *m, const hv_memslot *q)
 }
 
 static int model_arch_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
-			      const mv_memslot *new)
+			      mv_memslot *new)
 {
 	(void)change;
 	(void)old;

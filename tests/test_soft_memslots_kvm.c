@@ -47,7 +47,7 @@ typedef struct x86_arch {
 } x86_arch;
 
 static int x86_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
-		       const mv_memslot *new)
+		       mv_memslot *new)
 {
 	x86_arch *x = arg;
 

@@ -74,11 +74,13 @@ typedef struct mv_memslots_config {
 	 * kvm_arch_prepare_memory_region: called for every change after the
 	 * generic checks and the set's allocations (@new carries its dirty
 	 * bitmap), before anything visible changes. Return 0 or a negative errno
-	 * (the call then fails with it). @old is NULL for CREATE, @new NULL for
-	 * DELETE. May be NULL.
+	 * (the call then fails with it, and the hook must have released what it
+	 * allocated). @old is NULL for CREATE, @new NULL for DELETE. The hook
+	 * may set new->arch (kvm_alloc_memslot_metadata); the arch frees
+	 * old->arch in arch_commit when it is no longer used. May be NULL.
 	 */
 	int (*arch_prepare)(void *arg, mv_memslot_change change, const mv_memslot *old,
-			    const mv_memslot *new);
+			    mv_memslot *new);
 	/*
 	 * kvm_arch_commit_memory_region: called after the change is visible to
 	 * lookups (and before @old is freed) so the arch can zap mappings of a

@@ -35,7 +35,7 @@ struct mv_memslots {
 	unsigned nr_slots;
 	bool dirty_bitmap;
 	int (*arch_prepare)(void *arg, mv_memslot_change change, const mv_memslot *old,
-			    const mv_memslot *new);
+			    mv_memslot *new);
 	void (*arch_commit)(void *arg, mv_memslot_change change, const mv_memslot *old,
 			    const mv_memslot *new);
 	void *arg;

@@ -23,7 +23,7 @@
 
 /* A slot must lie inside the VM's IPA space (the check KVM/arm64 adds). */
 static int a64_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
-			       const mv_memslot *new)
+			       mv_memslot *new)
 {
 	mv_a64_vm *vm = arg;
 
