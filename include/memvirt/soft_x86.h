@@ -196,7 +196,10 @@ typedef struct mv_x86_fault_event {
 	bool misconfig;           /* EPT misconfiguration rather than violation */
 	uint64_t exit_qual;       /* violation only */
 	uint64_t gpa, gva;
-	uint64_t pferr;           /* mv_ept_violation_pferr(exit_qual) */
+	uint64_t pferr;           /* mv_ept_violation_pferr(exit_qual); PFERR_RSVD for a misconfiguration */
+	/* The caller's, for an MMIO exit (a misconfiguration has no exit qualification): */
+	uint8_t len;              /* bytes of the access at gpa in this page, 1..8 */
+	bool is_write;
 	mv_x86_action action;
 	int level;                /* MAPPED: 1, 2 or 3 */
 	char detail[160];
