@@ -60,17 +60,34 @@ typedef struct mv_x86_vcpu mv_x86_vcpu;
 #define MV_EPT_VIOL_NMI_UNBLOCK    (1ull << 12) /* NMI unblocking due to IRET */
 
 /*
- * KVM's handle_ept_violation: exit qualification -> page-fault error code
- * (ACC_READ -> USER, ACC_WRITE -> WRITE, ACC_INSTR -> FETCH, any of
- * readable/writable/executable -> PRESENT, GVA_VALID -> GUEST_FINAL or
- * GUEST_PAGE by GVA_TRANSLATED).
+ * KVM's __vmx_handle_ept_violation (arch/x86/kvm/vmx/common.h, 6.18):
+ * exit qualification -> page-fault error code. ACC_READ -> USER,
+ * ACC_WRITE -> WRITE, ACC_INSTR -> FETCH; any of READABLE / WRITABLE /
+ * EXECUTABLE (bits 5:3, EPT_VIOLATION_PROT_MASK) -> PRESENT; when
+ * GVA_VALID, GVA_TRANSLATED ? GUEST_FINAL : GUEST_PAGE. USER_EXEC (bit 6)
+ * is not folded into PRESENT: 6.18's EPT_VIOLATION_PROT_MASK is bits 5:3
+ * only (KVM does not emulate MBEC). Every other bit is ignored.
  */
 uint64_t mv_ept_violation_pferr(uint64_t exit_qual);
+
+/* ---- Guest paging-structure entries (SDM Vol. 3A 4.3-4.5, Tables 4-4 to 4-20) ---- */
+#define MV_X86_PTE_P         (1ull << 0)   /* present */
+#define MV_X86_PTE_RW        (1ull << 1)   /* R/W: 0 = writes may not be allowed */
+#define MV_X86_PTE_US        (1ull << 2)   /* U/S: 0 = user-mode accesses not allowed */
+#define MV_X86_PTE_PWT       (1ull << 3)   /* page-level write-through */
+#define MV_X86_PTE_PCD       (1ull << 4)   /* page-level cache disable */
+#define MV_X86_PTE_A         (1ull << 5)   /* accessed (every entry but a PAE PDPTE) */
+#define MV_X86_PTE_D         (1ull << 6)   /* dirty (entries that map a page) */
+#define MV_X86_PTE_PS        (1ull << 7)   /* page size (PDE, PDPTE); PAT in a 4 KiB PTE */
+#define MV_X86_PTE_G         (1ull << 8)   /* global (CR4.PGE; not modelled: no effect) */
+#define MV_X86_PTE_PAT_LARGE (1ull << 12)  /* PAT of a 2 MiB / 4 MiB / 1 GiB page */
+#define MV_X86_PTE_XD        (1ull << 63)  /* execute-disable if EFER.NXE, else reserved (PAE, 4/5-level) */
 
 /* ---- Guest paging ---- */
 typedef struct mv_x86_paging {
 	uint64_t cr0, cr3, cr4, efer;
-	uint64_t pdptr[4];        /* PAE: the PDPTE registers (loaded from CR3 when set) */
+	uint64_t pdptr[4];        /* PAE: the PDPTE registers (see mv_x86_load_pdptrs) */
+	unsigned maxphyaddr;      /* guest MAXPHYADDR in bits (CPUID 80000008H EAX[7:0]), 32..52; 0 = 52 */
 } mv_x86_paging;
 
 typedef enum mv_x86_acc {
@@ -81,38 +98,91 @@ typedef enum mv_x86_acc {
 
 /*
  * How the guest walk reaches paging structures: every read of an entry
- * and every A/D update is a GPA access through EPT. @read returns 0 or a
- * positive "EPT stopped this access" (the engine then reports an EPT
- * violation with GVA_TRANSLATED = 0); @cmpxchg likewise, or -EAGAIN when
- * the entry changed (the walk restarts).
+ * and every A/D update is a GPA access through EPT. Both see an 8-byte
+ * aligned @gpa and the little-endian 64-bit value there (32-bit paging's
+ * 4-byte entries are read and swapped inside the aligned 8 bytes that
+ * hold them, so an access never crosses a page).
+ * @read: 0 with *val, a positive "EPT stopped this access" (the engine
+ * then reports an EPT violation with GVA_TRANSLATED = 0), or a negative
+ * errno. @cmpxchg: atomically replace @old by @new: 0 done, -EAGAIN when
+ * the value was not @old (the walk restarts), a positive stop as @read
+ * (stop_write is set: the access was the A/D write), or a negative errno.
  */
 typedef struct mv_x86_pt_ops {
 	int (*read)(void *arg, uint64_t gpa, uint64_t *val);
 	int (*cmpxchg)(void *arg, uint64_t gpa, uint64_t old, uint64_t new);
 } mv_x86_pt_ops;
 
+/*
+ * The result of a walk: exactly one of success (no flag), guest_pf, gp or
+ * ept_stop. Accessed / dirty flags are set only on success (KVM's
+ * walk_addr_generic; a fault sets none).
+ */
 typedef struct mv_x86_walk {
 	uint64_t gpa;             /* translated address (success) */
-	uint64_t page_size;       /* 4K, 2M, 4M (32-bit PSE), 1G */
-	bool writable, user, nx;  /* effective rights of the translation */
+	uint64_t page_size;       /* 4K, 2M, 4M (32-bit paging, CR4.PSE), 1G; paging off: 4K */
+	bool writable, user, nx;  /* effective rights: R/W and U/S of every entry, XD of any (NXE) */
+	bool dirty;               /* the final entry's D flag is set (a cached translation with
+				     dirty == false must be walked again for a write) */
 	/* failure: */
-	bool guest_pf;            /* a #PF for the guest: pferr / cr2 */
-	uint64_t pferr;
+	bool guest_pf;            /* a #PF for the guest: pferr, cr2 */
+	uint64_t pferr;           /* MV_PFERR_* (P, W/R, U/S, RSVD, I/D) */
+	uint64_t cr2;             /* the faulting linear address (= gva) */
+	bool gp;                  /* #GP(0) for the guest: non-canonical address (4/5-level, SDM 3.3.7.1);
+				     from mv_x86_load_pdptrs: a reserved bit in a present PDPTE */
 	bool ept_stop;            /* a paging-structure access stopped in EPT at stop_gpa (stop_rc) */
-	uint64_t stop_gpa;
+	bool stop_write;          /* ... and it was the A/D update (a write), not a read */
+	uint64_t stop_gpa;        /* the entry's own GPA (4-byte entries: not rounded down) */
 	int stop_rc;
 } mv_x86_walk;
 
+/* Restarts (cmpxchg -EAGAIN) after which mv_x86_guest_walk gives up with -EAGAIN. */
+#define MV_X86_WALK_MAX_RESTARTS 64
+
 /*
- * Translate @gva for an access of @acc at CPL @cpl (3 = user) under
- * @paging (SDM Vol. 3A ch. 4: 32-bit, PAE, 4-level, 5-level; CR0.WP,
- * CR4.SMEP/SMAP (SMAP with EFLAGS.AC = 0), EFER.NXE), setting accessed and
- * dirty flags in guest memory as the processor does. Paging off: GPA =
- * GVA. Returns 0 with *w filled (success, guest_pf or ept_stop), or a
- * negative errno from @ops (other than the stop).
+ * Translate @gva for an access of @acc at CPL @cpl (0..3; 3 = user-mode
+ * access) under @paging (SDM Vol. 3A ch. 4). The mode comes from CR0.PG,
+ * CR4.PAE and EFER.LMA: paging off (GPA = GVA, any 64-bit value accepted,
+ * 4K, full rights), 32-bit (CR4.PSE 4 MiB pages with PSE-36 up to
+ * min(MAXPHYADDR, 40) bits), PAE (PDPTEs from paging->pdptr), 4-level or
+ * 5-level (CR4.LA57; 2 MiB and 1 GiB pages). Rights of SDM 4.6 with
+ * CR0.WP, CR4.SMEP, CR4.SMAP (explicit accesses, EFLAGS.AC = 0) and
+ * EFER.NXE; reserved bits of SDM 4.7 (above MAXPHYADDR, PS in a PML4E /
+ * PML5E, large-page address bits, XD without NXE) -> #PF with RSVD | P.
+ * The error code follows SDM 4.7 (I/D only when SMEP, or PAE paging and
+ * NXE). Protection keys, CET shadow stacks, HLAT, LAM and implicit
+ * supervisor accesses are not modelled. On success, A is set top-down in
+ * every entry used and D in the final entry for a write, each by one
+ * @cmpxchg. Non-canonical @gva (4/5-level) -> w->gp, nothing read.
+ * Returns 0 with *w filled, -EINVAL for a state the processor cannot be
+ * in (cpl > 3, EFER.LMA without CR0.PG and CR4.PAE, maxphyaddr outside
+ * 32..52, gva above 4 GiB in 32-bit / PAE paging, a present PDPTE
+ * register with a reserved bit), -EAGAIN after MV_X86_WALK_MAX_RESTARTS
+ * restarts, or a negative errno from @ops.
  */
 int mv_x86_guest_walk(const mv_x86_paging *paging, uint64_t gva, mv_x86_acc acc, unsigned cpl,
 		      const mv_x86_pt_ops *ops, void *arg, mv_x86_walk *w);
+
+/*
+ * The access-rights check of SDM Vol. 3A 4.6 for a translation whose
+ * effective rights are w->writable / user / nx: 0 when @acc at @cpl is
+ * allowed, else the #PF error code (PRESENT | W/R | U/S | I/D). The walk
+ * applies it after its last level; a cached translation (TLB hit) must
+ * apply it again, as the answer depends on CPL, CR0.WP and CR4.SMEP/SMAP.
+ */
+uint64_t mv_x86_rights_fault(const mv_x86_paging *paging, const mv_x86_walk *w, mv_x86_acc acc,
+			     unsigned cpl);
+
+/*
+ * MOV to CR3 (or CR0/CR4) entering PAE paging (SDM Vol. 3A 4.4.1; KVM's
+ * load_pdptrs): read the four PDPTEs at CR3[31:5] through @ops and load
+ * them into paging->pdptr. A present PDPTE with a reserved bit (2:1, 8:5,
+ * 63:MAXPHYADDR) -> w->gp and nothing is loaded; a stopped read ->
+ * w->ept_stop. Returns 0 with *w, -EINVAL for a bad maxphyaddr, or a
+ * negative errno from @ops.
+ */
+int mv_x86_load_pdptrs(mv_x86_paging *paging, const mv_x86_pt_ops *ops, void *arg,
+		       mv_x86_walk *w);
 
 /* ---- VMs ---- */
 typedef struct mv_x86_vm_config {
