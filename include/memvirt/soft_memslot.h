@@ -97,6 +97,18 @@ typedef struct mv_memslots_config {
 int mv_memslots_new(const mv_memslots_config *cfg, mv_memslots **out);
 /* Free the set and its slots (no arch_commit calls). NULL is a no-op. */
 void mv_memslots_free(mv_memslots *ms);
+/*
+ * Change the config's dirty_bitmap choice for slots built from now on
+ * (kvm_use_dirty_bitmap: a VM that enables a dirty ring stops allocating
+ * bitmaps; bitmaps of existing slots stay until the slot stops logging).
+ * The caller serialises it with mv_memslots_set.
+ */
+void mv_memslots_set_dirty_bitmap(mv_memslots *ms, bool on);
+/*
+ * Does @slot (as_id << 16 | id) name a slot id of the set (as_id < nr_as,
+ * id < nr_slots)? KVM answers -EINVAL otherwise, in every slot-numbered call.
+ */
+bool mv_memslots_id_valid(const mv_memslots *ms, uint32_t slot);
 
 /*
  * KVM_SET_USER_MEMORY_REGION on the set. Returns 0 or KVM's negative errno

@@ -88,6 +88,16 @@ void mv_memslots_free(mv_memslots *ms)
 	mv_free(ms->alloc, ms);
 }
 
+void mv_memslots_set_dirty_bitmap(mv_memslots *ms, bool on)
+{
+	ms->dirty_bitmap = on;
+}
+
+bool mv_memslots_id_valid(const mv_memslots *ms, uint32_t slot)
+{
+	return HV_SLOT_AS(slot) < ms->nr_as && HV_SLOT_ID(slot) < ms->nr_slots;
+}
+
 /* ------------------------------------------------------------------ */
 /* Sorted-array helpers                                                 */
 
@@ -174,7 +184,7 @@ static int check_request(const mv_memslots *ms, const hv_memslot *req)
 		return -EINVAL;
 	if ((hva & MS_PAGE_MASK) || hva + req->size < hva || hva + req->size > MV_MEMSLOT_TASK_SIZE)
 		return -EINVAL;
-	if (HV_SLOT_AS(req->slot) >= ms->nr_as || HV_SLOT_ID(req->slot) >= ms->nr_slots)
+	if (!mv_memslots_id_valid(ms, req->slot))
 		return -EINVAL;
 	if (req->gpa + req->size < req->gpa)
 		return -EINVAL;
