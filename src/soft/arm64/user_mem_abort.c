@@ -18,8 +18,8 @@
  *   page is resolved and checked again under mmu_lock (RETRY when raced).
  */
 #include "soft/arm64/a64_abort.h"
+#include "soft/soft_fault.h"
 
-#include <errno.h>
 #include <inttypes.h>
 
 #define A64_SZ_4K (1ull << 12)
@@ -39,25 +39,6 @@ typedef struct a64_uma {
 } a64_uma;
 
 /*
- * fault_supports_stage2_huge_mapping: a block of @size can map @hva only
- * when the slot's host and guest addresses are congruent modulo @size and
- * the whole block lies inside the slot.
- */
-static bool a64_slot_allows_block(const mv_memslot *slot, uint64_t hva, uint64_t size)
-{
-	uint64_t gpa_start = slot->base_gfn << 12;
-	uint64_t uaddr_start = slot->userspace_addr;
-	uint64_t uaddr_end = uaddr_start + (slot->npages << 12);
-	uint64_t block = hva & ~(size - 1);
-
-	if (size == A64_SZ_4K)
-		return true;
-	if ((gpa_start & (size - 1)) != (uaddr_start & (size - 1)))
-		return false;
-	return block >= uaddr_start && block + size <= uaddr_end;
-}
-
-/*
  * The mapping size for a host mapping of @host_size: the largest of 1 GiB,
  * 2 MiB, 4 KiB not above it that the slot allows (the 2 MiB blocks of a
  * 1 GiB hugetlb page are contiguous too); 1 GiB blocks need a stage 2
@@ -72,9 +53,9 @@ static uint64_t a64_mapping_size(const a64_uma *u, const mv_s2_config *cfg, uint
 	if (u->logging)
 		return A64_SZ_4K;
 	if (host_size >= A64_SZ_1G && cfg->start_level <= 1 &&
-	    a64_slot_allows_block(u->slot, u->hva, A64_SZ_1G))
+	    soft_slot_allows_block(u->slot, u->a->ipa >> 12, A64_SZ_1G))
 		return A64_SZ_1G;
-	if (host_size >= A64_SZ_2M && a64_slot_allows_block(u->slot, u->hva, A64_SZ_2M))
+	if (host_size >= A64_SZ_2M && soft_slot_allows_block(u->slot, u->a->ipa >> 12, A64_SZ_2M))
 		return A64_SZ_2M;
 	if (u->is_perm && host_size == A64_SZ_4K && fault_granule > A64_SZ_4K)
 		return fault_granule;
@@ -163,6 +144,7 @@ void a64_user_mem_abort(mv_a64_vcpu *vcpu, const a64_abort *a, const mv_memslot 
 	mv_a64_vm *vm = vcpu->vm;
 	uint64_t fault_granule = mv_pgt_level_size(&vm->s2.pgt, a64_fsc_level(a->fsc));
 	uint64_t seq, host_size = A64_SZ_4K;
+	char why[sizeof(ev->detail)];
 	bool writable;
 	a64_uma u = {
 		.a = a,
@@ -181,18 +163,10 @@ void a64_user_mem_abort(mv_a64_vcpu *vcpu, const a64_abort *a, const mv_memslot 
 	}
 	/* Read before the host page: an invalidation after this point is seen under mmu_lock. */
 	seq = mv_a64_vm_invalidate_seq(vm);
-	r = mv_soft_host_page(vm->host, u.hva, a->write_fault, &host_size);
-	if (r == -EHWPOISON) {
-		a64_abort_error(vcpu, a, ev, A64_INTERNAL_ERROR_UNEXPECTED,
-				"memory failure: guest page at IPA 0x%" PRIx64 " (host 0x%" PRIx64
-				") is poisoned",
-				a->ipa, u.hva);
-		return;
-	}
+	r = soft_fault_host_page(vm->host, "IPA", a->ipa, u.hva, a->write_fault, &host_size, why,
+				 sizeof(why));
 	if (r < 0) {
-		a64_abort_error(vcpu, a, ev, A64_INTERNAL_ERROR_UNEXPECTED,
-				"guest page at IPA 0x%" PRIx64 " has no host memory at 0x%" PRIx64, a->ipa,
-				u.hva);
+		a64_abort_error(vcpu, a, ev, A64_INTERNAL_ERROR_UNEXPECTED, "%s", why);
 		return;
 	}
 	u.size = a64_mapping_size(&u, &vm->s2.cfg, host_size, fault_granule);
