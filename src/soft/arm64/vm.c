@@ -6,6 +6,7 @@
  * registry.
  */
 #include "soft/arm64/a64_abort.h"
+#include "soft/soft_notifier.h"
 #include "util/alloc.h"
 
 #include <errno.h>
@@ -326,61 +327,58 @@ void a64_vm_tlbi_ipa(void *arg, uint64_t ipa, uint64_t size)
 
 /* ---- MMU notifier ---- */
 
-/* kvm_mmu_invalidate_range_add + kvm_unmap_gfn_range for one slot's part of the range. */
-static int a64_vm_invalidate_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
-				  uint64_t gfn_end)
+/* kvm_unmap_gfn_range for one slot's part of an invalidated host range. */
+static void a64_vm_unmap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+			      uint64_t gfn_end)
 {
 	mv_a64_vm *vm = arg;
 
 	(void)slot;
-	if (vm->mmu_invalidate_gfn_start >= vm->mmu_invalidate_gfn_end) {
-		vm->mmu_invalidate_gfn_start = gfn_start;
-		vm->mmu_invalidate_gfn_end = gfn_end;
-	} else {
-		if (gfn_start < vm->mmu_invalidate_gfn_start)
-			vm->mmu_invalidate_gfn_start = gfn_start;
-		if (gfn_end > vm->mmu_invalidate_gfn_end)
-			vm->mmu_invalidate_gfn_end = gfn_end;
-	}
 	mv_s2_unmap(&vm->s2, gfn_start << 12, (gfn_end - gfn_start) << 12);
-	return 0;
+}
+
+/* The VM's MMU-notifier state as the shared bookkeeping (soft/soft_notifier.h) sees it. */
+static soft_notifier a64_vm_notifier(mv_a64_vm *vm)
+{
+	return (soft_notifier){
+		.slots_lock = &vm->slots_lock,
+		.mmu_lock = &vm->mmu_lock,
+		.slots = vm->slots,
+		.seq = &vm->mmu_invalidate_seq,
+		.in_progress = &vm->mmu_invalidate_in_progress,
+		.gfn_start = &vm->mmu_invalidate_gfn_start,
+		.gfn_end = &vm->mmu_invalidate_gfn_end,
+		.unmap = a64_vm_unmap_slot,
+		.arg = vm,
+	};
 }
 
 void mv_a64_vm_invalidate_range_start(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	/* The first invalidation in progress starts an empty gfn range. */
-	if (vm->mmu_invalidate_in_progress++ == 0)
-		vm->mmu_invalidate_gfn_start = vm->mmu_invalidate_gfn_end = 0;
-	mv_memslots_foreach_hva(vm->slots, hva_start, hva_end, a64_vm_invalidate_slot, vm);
-	pthread_rwlock_unlock(&vm->mmu_lock);
-	pthread_rwlock_unlock(&vm->slots_lock);
+	soft_notifier n = a64_vm_notifier(vm);
+
+	soft_notifier_range_start(&n, hva_start, hva_end);
 }
 
 void mv_a64_vm_invalidate_range_end(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
+	soft_notifier n = a64_vm_notifier(vm);
+
 	(void)hva_start;
 	(void)hva_end;
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	/* The sequence moves before the count drops: a fault sees one or the other. */
-	__atomic_add_fetch(&vm->mmu_invalidate_seq, 1, __ATOMIC_RELEASE);
-	if (vm->mmu_invalidate_in_progress > 0)
-		vm->mmu_invalidate_in_progress--;
-	pthread_rwlock_unlock(&vm->mmu_lock);
+	soft_notifier_range_end(&n);
 }
 
 uint64_t mv_a64_vm_invalidate_seq(mv_a64_vm *vm)
 {
-	return __atomic_load_n(&vm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
+	return soft_notifier_seq(&vm->mmu_invalidate_seq);
 }
 
 bool a64_vm_invalidate_retry(mv_a64_vm *vm, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end)
 {
-	if (vm->mmu_invalidate_in_progress && gfn_start < vm->mmu_invalidate_gfn_end &&
-	    vm->mmu_invalidate_gfn_start < gfn_end)
-		return true;
-	return mv_a64_vm_invalidate_seq(vm) != seq;
+	soft_notifier n = a64_vm_notifier(vm);
+
+	return soft_notifier_retry(&n, seq, gfn_start, gfn_end);
 }
 
 /* ---- vCPUs ---- */
