@@ -43,7 +43,9 @@ typedef struct hv_mem hv_mem;
  * Create the accelerator memory of @vm (one per VM) for memory system
  * @mem. Nothing is mapped until hv_mem_attach. The dirty mode starts as
  * HV_MEM_DIRTY_BITMAP. Allocations use the C library allocator.
- * Errors: -ENOMEM (sentence in @err).
+ * A RAM notifier on @mem's RAM list forwards every drop of RAM-block host
+ * pages (discard, shrink, free) to hv_vm_invalidate_hva_start/end, so
+ * free @hm before @mem. Errors: -ENOMEM (sentence in @err).
  */
 int hv_mem_new(hv_vm *vm, mv_memory *mem, hv_mem **out, mv_error *err);
 

@@ -84,7 +84,8 @@ uint64_t mv_ramblock_page_size(const mv_ramblock *rb);
 /*
  * Change used_length of a resizeable block to @new_size (multiple of the
  * page size, <= max_length). Bytes past the new end are discarded
- * (MADV_DONTNEED) when shrinking. -EINVAL if not resizeable or out of range.
+ * (MADV_DONTNEED; the RAM notifiers run around it) when shrinking. -EINVAL
+ * if not resizeable or out of range.
  * The RAM region that shows the block must be resized by the caller
  * (mv_ram_region_resize does both). As QEMU's qemu_ram_resize, the whole
  * new used range is then marked dirty so that migration resends it.
@@ -94,11 +95,61 @@ int mv_ramblock_resize(mv_ramblock *rb, uint64_t new_size, mv_error *err);
 /*
  * Make [offset, offset+len) of the block read as zeroes and mark it dirty.
  * Whole pages of an anonymous private block are dropped (MADV_DONTNEED:
- * zero-filled on the next touch), so a guest image's bss does not make
- * untouched pages resident; other bytes are cleared. -EINVAL when the
- * range is not inside used_length.
+ * zero-filled on the next touch; the RAM notifiers run around it), so a
+ * guest image's bss does not make untouched pages resident; other bytes
+ * are cleared. -EINVAL when the range is not inside used_length.
  */
 int mv_ramblock_zero(mv_ramblock *rb, uint64_t offset, uint64_t len);
+
+/*
+ * Drop the host pages of [offset, offset+len) of the block (QEMU's
+ * ram_block_discard_range; virtio-balloon, free page reporting, postcopy).
+ * What the range reads afterwards depends on the backing:
+ *   - MV_RAM_ANON_PRIVATE: zeroes (MADV_DONTNEED);
+ *   - MV_RAM_FILE with private_file: the file's contents again (the
+ *     private copies are dropped with MADV_DONTNEED);
+ *   - MV_RAM_ANON_SHARED, MV_RAM_MEMFD, shared MV_RAM_FILE: the same data
+ *     (MADV_DONTNEED only drops this mapping's page-table entries; the
+ *     pages stay in the shared object and are found again on the next
+ *     touch).
+ * Either way every mapping of the range is invalidated first (the RAM
+ * list's notifiers run around the discard), and the range is marked dirty
+ * when its contents changed. @offset and @len must be multiples of the
+ * block's page size and inside used_length (-EINVAL); else the errno of
+ * madvise.
+ */
+int mv_ramblock_discard(mv_ramblock *rb, uint64_t offset, uint64_t len);
+
+/*
+ * RAM notifiers: the hook an accelerator with its own page tables over
+ * guest RAM (the soft KVM's stage 2 / EPT) needs where the kernel would
+ * send a real KVM an MMU notifier. Every operation of this file that drops
+ * or replaces host pages of a block calls each notifier of the block's RAM
+ * list twice: with @start true before the pages go, with @start false
+ * after. The operations: mv_ramblock_zero (pages dropped with
+ * MADV_DONTNEED), mv_ramblock_resize (the discarded tail when shrinking),
+ * mv_ramblock_discard, and freeing a block (its whole mapping, before the
+ * munmap; for a block taken off its list with mv_ramblock_remove too).
+ *
+ * @hva / @len is the host range concerned (page aligned). During a free,
+ * @rb is only good for mv_ramblock_name / mv_ramblock_host. Callbacks run
+ * on the thread doing the operation (for a free, whoever drops the last
+ * reference, e.g. an RCU thread releasing an old FlatView), possibly
+ * concurrently with each other; they must not add or remove notifiers.
+ * The notifier is owned by the caller (embed it in your own structure).
+ */
+typedef struct mv_ram_notifier mv_ram_notifier;
+struct mv_ram_notifier {
+	void (*invalidate)(mv_ram_notifier *n, mv_ramblock *rb, uint64_t hva, uint64_t len,
+			   bool start);
+};
+/* Register @n on @list: 0, -EEXIST already registered, -ENOMEM. */
+int mv_ram_list_add_notifier(mv_ram_list *list, mv_ram_notifier *n);
+/*
+ * Unregister @n: 0 or -ENOENT. When it returns, no callback of @n is
+ * running or will run. Call it before the list is freed.
+ */
+int mv_ram_list_remove_notifier(mv_ram_list *list, mv_ram_notifier *n);
 
 /* Dirty bitmap: one bit per 4 KiB page of used_length, cleared at creation. */
 void mv_ramblock_set_dirty(mv_ramblock *rb, uint64_t offset, uint64_t len);

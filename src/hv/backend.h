@@ -46,6 +46,13 @@ typedef struct hv_ops {
 	int (*supported_cpuid)(hv_vm *vm, hv_x86_cpuid *out, size_t max);
 	int (*set_cpuid)(hv_vcpu *vcpu, const hv_x86_cpuid *entries, size_t n);
 	int (*translate)(hv_vcpu *vcpu, uint64_t gva, uint64_t *gpa);
+
+	/*
+	 * MMU notifier from the VMM (hv_vm_invalidate_hva_start/end, hv_soft.h):
+	 * host memory [hva, hva + len) is about to be dropped or moved (@start)
+	 * or has been. NULL where the kernel tells the accelerator itself (kvm).
+	 */
+	void (*invalidate_hva)(hv_vm *vm, uint64_t hva, uint64_t len, bool start);
 } hv_ops;
 
 struct hv_vm {

@@ -3,6 +3,7 @@
  * VM's or vCPU's ops table (src/hv/backend.h).
  */
 #include "hv/backend.h"
+#include "memvirt/hv_soft.h"
 
 #include <errno.h>
 #include <string.h>
@@ -155,4 +156,17 @@ int hv_vcpu_set_cpuid(hv_vcpu *v, const hv_x86_cpuid *e, size_t n)
 int hv_vcpu_translate(hv_vcpu *v, uint64_t gva, uint64_t *gpa)
 {
 	return HV_X86_CALL(v, translate, gva, gpa);
+}
+
+/* MMU notifiers: only accelerators with their own page tables over host memory care. */
+void hv_vm_invalidate_hva_start(hv_vm *vm, uint64_t hva, uint64_t len)
+{
+	if (vm->ops->invalidate_hva)
+		vm->ops->invalidate_hva(vm, hva, len, true);
+}
+
+void hv_vm_invalidate_hva_end(hv_vm *vm, uint64_t hva, uint64_t len)
+{
+	if (vm->ops->invalidate_hva)
+		vm->ops->invalidate_hva(vm, hva, len, false);
 }

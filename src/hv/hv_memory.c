@@ -4,6 +4,8 @@
  * recorded error and the counters.
  */
 #include "hv/hv_memory_internal.h"
+#include "memvirt/hv_soft.h"
+#include "memvirt/ramblock.h"
 #include "util/alloc.h"
 
 #include <errno.h>
@@ -29,6 +31,23 @@ static uint32_t cap_or(hv_vm *vm, hv_cap cap, uint32_t dflt, uint32_t max)
 	return (unsigned long)v > max ? max : (uint32_t)v;
 }
 
+/*
+ * Host pages of a RAM block are being dropped or moved (discard, shrink,
+ * free): an accelerator with its own mappings of them (soft) must drop
+ * those first, as the kernel's MMU notifiers make real KVM do.
+ */
+static void hv_mem_ram_invalidate(mv_ram_notifier *n, mv_ramblock *rb, uint64_t hva,
+				  uint64_t len, bool start)
+{
+	hv_mem *hm = (hv_mem *)((char *)n - offsetof(hv_mem, ram_notifier));
+
+	(void)rb;
+	if (start)
+		hv_vm_invalidate_hva_start(hm->vm, hva, len);
+	else
+		hv_vm_invalidate_hva_end(hm->vm, hva, len);
+}
+
 int hv_mem_new(hv_vm *vm, mv_memory *mem, hv_mem **out, mv_error *err)
 {
 	const mv_allocator *a = mv_allocator_libc();
@@ -36,6 +55,11 @@ int hv_mem_new(hv_vm *vm, mv_memory *mem, hv_mem **out, mv_error *err)
 
 	if (!hm)
 		return mv_error_set(err, -ENOMEM, "no memory for the accelerator memory listener");
+	hm->ram_notifier.invalidate = hv_mem_ram_invalidate;
+	if (mv_ram_list_add_notifier(mv_memory_ram_list(mem), &hm->ram_notifier)) {
+		mv_free(a, hm);
+		return mv_error_set(err, -ENOMEM, "no memory for the accelerator memory listener");
+	}
 	hm->vm = vm;
 	hm->mem = mem;
 	hm->alloc = a;
@@ -45,6 +69,7 @@ int hv_mem_new(hv_vm *vm, mv_memory *mem, hv_mem **out, mv_error *err)
 	hm->dirty.mode = HV_MEM_DIRTY_BITMAP;
 	hm->spaces = mv_zalloc(a, hm->nr_as * sizeof(*hm->spaces));
 	if (!hm->spaces) {
+		mv_ram_list_remove_notifier(mv_memory_ram_list(mem), &hm->ram_notifier);
 		mv_free(a, hm);
 		return mv_error_set(err, -ENOMEM, "no memory for the accelerator memory listener");
 	}
@@ -78,6 +103,7 @@ void hv_mem_free(hv_mem *hm)
 		mv_listener_unregister(&hm->spaces[i]->l);
 		hv_mem_as_free(hm, hm->spaces[i]);
 	}
+	mv_ram_list_remove_notifier(mv_memory_ram_list(hm->mem), &hm->ram_notifier);
 	pthread_mutex_destroy(&hm->lock);
 	mv_free(hm->alloc, hm->vcpus);
 	mv_free(hm->alloc, hm->spaces);

@@ -46,6 +46,8 @@ struct hv_mem {
 	uint16_t nr_as;        /* from HV_CAP_NR_AS */
 	uint32_t max_slots;    /* from HV_CAP_NR_MEMSLOTS, per address space */
 	bool readonly_mem;     /* HV_CAP_READONLY_MEM: HV_MEM_READONLY is honoured */
+	/* Forwards the RAM list's notifiers to hv_vm_invalidate_hva_start/end. */
+	mv_ram_notifier ram_notifier;
 
 	pthread_mutex_t lock;
 	hv_mem_as **spaces;    /* [nr_as], NULL until attached */

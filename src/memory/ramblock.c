@@ -5,6 +5,10 @@
  * Every block is one mmap of max_length bytes (anonymous, memfd or file),
  * with a dirty bitmap of one bit per 4 KiB page over max_length so that a
  * resize never has to reallocate it.
+ *
+ * The list's RAM notifiers live in a registry that the list and each of
+ * its live blocks reference, so a block freed after mv_ramblock_remove (or
+ * after its list) still tells them before its memory is unmapped.
  */
 #define _GNU_SOURCE
 #include "memvirt/ramblock.h"
@@ -36,11 +40,25 @@
 #define HUGE_PAGE_SIZE ((uint64_t)2 << 20)
 #define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
 
+/*
+ * Registered RAM notifiers. The read lock is held from the start call to
+ * the end call of one operation, so a notifier is never removed between
+ * its two calls (a soft VM would keep an invalidation in progress forever).
+ */
+typedef struct ram_notifiers {
+	const mv_allocator *alloc;
+	int refcount;               /* __atomic: the list + every block created on it */
+	pthread_rwlock_t lock;
+	mv_ram_notifier **v;
+	size_t nr, cap;
+} ram_notifiers;
+
 struct mv_ram_list {
 	const mv_allocator *alloc;
 	pthread_mutex_t lock;
 	mv_ramblock **blocks;       /* sorted by offset */
 	size_t nr, cap;
+	ram_notifiers *notifiers;
 };
 
 struct mv_ramblock {
@@ -50,6 +68,8 @@ struct mv_ramblock {
 	int refcount;               /* __atomic */
 	mv_ram_backing backing;
 	bool resizeable;
+	bool private_map;           /* MAP_PRIVATE: dropped pages lose their contents */
+	ram_notifiers *notifiers;   /* a reference, once the block is on its list */
 	void *host;
 	int fd;
 	uint64_t used_length;       /* __atomic: read by dirty setters */
@@ -60,6 +80,80 @@ struct mv_ramblock {
 };
 
 /* ------------------------------------------------------------------ */
+/* RAM notifiers                                                        */
+
+static void notifiers_unref(ram_notifiers *ns)
+{
+	if (!ns || __atomic_fetch_sub(&ns->refcount, 1, __ATOMIC_ACQ_REL) != 1)
+		return;
+	pthread_rwlock_destroy(&ns->lock);
+	mv_free(ns->alloc, ns->v);
+	mv_free(ns->alloc, ns);
+}
+
+static ssize_t notifier_index(const ram_notifiers *ns, const mv_ram_notifier *n)
+{
+	for (size_t i = 0; i < ns->nr; i++)
+		if (ns->v[i] == n)
+			return (ssize_t)i;
+	return -1;
+}
+
+int mv_ram_list_add_notifier(mv_ram_list *list, mv_ram_notifier *n)
+{
+	ram_notifiers *ns = list->notifiers;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&ns->lock);
+	if (notifier_index(ns, n) >= 0)
+		ret = -EEXIST;
+	else if (mv_grow(ns->alloc, (void **)&ns->v, &ns->cap, ns->nr + 1, sizeof(ns->v[0])))
+		ret = -ENOMEM;
+	else
+		ns->v[ns->nr++] = n;
+	pthread_rwlock_unlock(&ns->lock);
+	return ret;
+}
+
+int mv_ram_list_remove_notifier(mv_ram_list *list, mv_ram_notifier *n)
+{
+	ram_notifiers *ns = list->notifiers;
+	ssize_t i;
+
+	/* The write lock waits for every operation that is calling it. */
+	pthread_rwlock_wrlock(&ns->lock);
+	i = notifier_index(ns, n);
+	if (i >= 0)
+		ns->v[i] = ns->v[--ns->nr];
+	pthread_rwlock_unlock(&ns->lock);
+	return i >= 0 ? 0 : -ENOENT;
+}
+
+/* Tell every notifier that [offset, offset+len) of @rb is about to lose its pages. */
+static void notify_begin(mv_ramblock *rb, uint64_t offset, uint64_t len)
+{
+	ram_notifiers *ns = rb->notifiers;
+
+	if (!ns)
+		return;
+	pthread_rwlock_rdlock(&ns->lock);
+	for (size_t i = 0; i < ns->nr; i++)
+		ns->v[i]->invalidate(ns->v[i], rb, (uint64_t)(uintptr_t)rb->host + offset, len, true);
+}
+
+/* ... and that it has: the pair of notify_begin. */
+static void notify_end(mv_ramblock *rb, uint64_t offset, uint64_t len)
+{
+	ram_notifiers *ns = rb->notifiers;
+
+	if (!ns)
+		return;
+	for (size_t i = 0; i < ns->nr; i++)
+		ns->v[i]->invalidate(ns->v[i], rb, (uint64_t)(uintptr_t)rb->host + offset, len, false);
+	pthread_rwlock_unlock(&ns->lock);
+}
+
+/* ------------------------------------------------------------------ */
 /* RAM list                                                             */
 
 mv_ram_list *mv_ram_list_new(const mv_allocator *alloc)
@@ -68,7 +162,15 @@ mv_ram_list *mv_ram_list_new(const mv_allocator *alloc)
 
 	if (!list)
 		return NULL;
+	list->notifiers = mv_zalloc(alloc, sizeof(*list->notifiers));
+	if (!list->notifiers) {
+		mv_free(alloc, list);
+		return NULL;
+	}
 	list->alloc = alloc;
+	list->notifiers->alloc = alloc;
+	list->notifiers->refcount = 1;
+	pthread_rwlock_init(&list->notifiers->lock, NULL);
 	pthread_mutex_init(&list->lock, NULL);
 	return list;
 }
@@ -85,6 +187,7 @@ void mv_ram_list_free(mv_ram_list *list)
 	 */
 	for (i = 0; i < list->nr; i++)
 		list->blocks[i]->list = NULL;
+	notifiers_unref(list->notifiers);
 	pthread_mutex_destroy(&list->lock);
 	mv_free(list->alloc, list->blocks);
 	mv_free(list->alloc, list);
@@ -439,8 +542,12 @@ static int check_opts(const char *name, uint64_t size, const mv_ramblock_opts *o
 /* Free a block that never made it (or no longer is) on the list. */
 static void ramblock_destroy(mv_ramblock *rb)
 {
-	if (rb->host)
+	if (rb->host) {
+		notify_begin(rb, 0, rb->max_length);
 		munmap(rb->host, rb->max_length);
+		notify_end(rb, 0, rb->max_length);
+	}
+	notifiers_unref(rb->notifiers);
 	if (rb->fd >= 0)
 		close(rb->fd);
 	mv_free(rb->alloc, rb->dirty);
@@ -500,6 +607,8 @@ static int ramblock_insert(mv_ram_list *list, mv_ramblock *rb, const mv_ramblock
 	list->blocks[pos] = rb;
 	list->nr++;
 	rb->list = list;
+	rb->notifiers = list->notifiers;
+	__atomic_fetch_add(&rb->notifiers->refcount, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -524,6 +633,8 @@ int mv_ramblock_new(mv_ram_list *list, const char *name, uint64_t size,
 	if (ret)
 		return ret;
 	rb->backing = opts->backing;
+	rb->private_map = opts->backing == MV_RAM_ANON_PRIVATE ||
+			  (opts->backing == MV_RAM_FILE && opts->private_file);
 	rb->resizeable = opts->resizeable;
 	rb->page_size = page;
 
@@ -676,9 +787,16 @@ int mv_ramblock_zero(mv_ramblock *rb, uint64_t offset, uint64_t len)
 		uint64_t start = (offset + DIRTY_PAGE_SIZE - 1) & ~(uint64_t)(DIRTY_PAGE_SIZE - 1);
 		uint64_t end = (offset + len) & ~(uint64_t)(DIRTY_PAGE_SIZE - 1);
 
-		if (end > start && !madvise((uint8_t *)rb->host + start, end - start, MADV_DONTNEED)) {
-			head = start - offset;
-			body = end - start;
+		if (end > start) {
+			int r;
+
+			notify_begin(rb, start, end - start);
+			r = madvise((uint8_t *)rb->host + start, end - start, MADV_DONTNEED);
+			notify_end(rb, start, end - start);
+			if (!r) {
+				head = start - offset;
+				body = end - start;
+			}
 		}
 	}
 	memset(p, 0, head);
@@ -768,10 +886,34 @@ int mv_ramblock_resize(mv_ramblock *rb, uint64_t new_size, mv_error *err)
 	if (new_size == old)
 		return 0;
 	if (new_size < old) {
+		notify_begin(rb, new_size, old - new_size);
 		discard_range(rb, new_size, old);
+		notify_end(rb, new_size, old - new_size);
 		bits_update(rb->dirty, new_size >> DIRTY_PAGE_BITS, old >> DIRTY_PAGE_BITS, false);
 	}
 	__atomic_store_n(&rb->used_length, new_size, __ATOMIC_RELEASE);
 	bits_update(rb->dirty, 0, new_size >> DIRTY_PAGE_BITS, true);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Discard                                                              */
+
+int mv_ramblock_discard(mv_ramblock *rb, uint64_t offset, uint64_t len)
+{
+	uint64_t used = mv_ramblock_used_length(rb);
+	int ret = 0;
+
+	if (offset % rb->page_size || len % rb->page_size || offset > used || len > used - offset)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	notify_begin(rb, offset, len);
+	if (madvise((uint8_t *)rb->host + offset, len, MADV_DONTNEED))
+		ret = -errno;
+	notify_end(rb, offset, len);
+	/* Shared memory keeps its data: only this mapping's page-table entries went. */
+	if (!ret && rb->private_map)
+		mv_ramblock_set_dirty(rb, offset, len);
+	return ret;
 }
