@@ -276,4 +276,51 @@ int mv_a64_vcpu_exec(mv_a64_vcpu *vcpu, const mv_a64_insn *insn, mv_a64_outcome 
  */
 void mv_a64_vcpu_complete_mmio(mv_a64_vcpu *vcpu, uint64_t *value);
 
+/* ---- Dirty logging (memvirt/soft_dirty.h; docs/soft_mmu.md "Dirty logging") ---- */
+/*
+ * KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with HV_DIRTY_PROTECT_* flags (0 turns
+ * it off; INIT_SET needs ENABLE): a get no longer clears nor re-protects,
+ * KVM_CLEAR_DIRTY_LOG does. With INIT_SET a slot that starts logging gets
+ * a bitmap with every page set and nothing is write-protected (pages are
+ * protected as user space clears them). -EINVAL for other flags.
+ */
+int mv_a64_vm_enable_manual_dirty_protect(mv_a64_vm *vm, uint32_t flags);
+/*
+ * KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG with KVM's errors (soft_dirty.h),
+ * -ENXIO on a VM with dirty rings. Re-protection write-protects, under
+ * mmu_lock for writing, the stage-2 range from the first to the last page
+ * of each 64-page mask (kvm_arch_mmu_enable_log_dirty_pt_masked).
+ */
+int mv_a64_vm_get_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t *bitmap);
+int mv_a64_vm_clear_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t first_page,
+			      uint32_t num_pages, const uint64_t *bitmap);
+/*
+ * KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE: @chunk_size 0 (the default, as KVM's)
+ * leaves the blocks of a slot that starts logging in place, write-protected,
+ * and breaks each one on its first write fault (lazy); a block size (4 KiB,
+ * 2 MiB or 1 GiB) splits every block of the slot into pages when logging
+ * starts (or, with INIT_SET, the blocks under each cleared mask), chunk by
+ * chunk, dropping mmu_lock between chunks; best effort (stops when out of
+ * memory). -EINVAL for another size or once the VM has a memslot.
+ */
+int mv_a64_vm_enable_eager_split(mv_a64_vm *vm, uint64_t chunk_size);
+/*
+ * KVM_CAP_DIRTY_LOG_RING: every vCPU created afterwards gets a ring of
+ * @entries; logging slots then have no bitmap, and a vCPU whose ring is
+ * soft-full exits with HV_EXIT_DIRTY_RING_FULL at its next guest entry.
+ * -EINVAL (bad size, enabled already, or a vCPU was ever created), -E2BIG
+ * (mv_dirty_ring_check_entries).
+ */
+int mv_a64_vm_enable_dirty_ring(mv_a64_vm *vm, uint32_t entries);
+/*
+ * KVM_RESET_DIRTY_RINGS: reset every vCPU's ring (mv_dirty_ring_reset),
+ * write-protecting each coalesced batch under mmu_lock. Returns the number
+ * of entries reset, or -EINVAL without rings. Not concurrently with
+ * mv_a64_vcpu_free of this VM's vCPUs.
+ */
+int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm);
+/* Harvest @vcpu's ring (mv_dirty_ring_harvest; any thread). -EINVAL without a ring. */
+int mv_a64_vcpu_dirty_ring_harvest(mv_a64_vcpu *vcpu, void (*fn)(void *opaque, const hv_dirty_gfn *g),
+				   void *opaque);
+
 #endif

@@ -6,15 +6,22 @@
  *
  * This module owns the bookkeeping only. Write protection is the arch's:
  * every function that must re-protect pages calls @protect with a slot, a
- * page offset that is a multiple of 64 and a 64-bit mask of pages
+ * page offset that is a multiple of 64 and a non-zero 64-bit mask of pages
  * (kvm_arch_mmu_enable_log_dirty_pt_masked). Callers hold the VM's slot
- * lock (for reading) so the slot cannot go away; @protect takes the MMU
- * lock itself.
+ * lock (for reading) so the slot cannot go away. MMU locking is the
+ * caller's choice: KVM holds mmu_lock for writing across a whole get or
+ * clear, and takes it per coalesced mask in a ring reset; @protect either
+ * runs under a lock its caller took or takes it itself.
  *
  * Errors are KVM's: -EINVAL for an as_id / slot id out of range or a bad
  * clear range, -ENOENT for a slot that is absent or has no bitmap (not
  * logging). A VM using the dirty ring answers bitmap calls with -ENXIO
  * itself (its slots have no bitmaps).
+ *
+ * Threads: bitmap words are read, exchanged and cleared atomically, so a
+ * get or clear may run while vCPUs set bits (mv_memslot_mark_dirty). A ring
+ * has one pusher (its vCPU) and, concurrently, any number of harvest and
+ * reset callers (each kind serialised by a lock of the ring).
  */
 #ifndef MEMVIRT_SOFT_DIRTY_H
 #define MEMVIRT_SOFT_DIRTY_H
@@ -33,22 +40,36 @@ typedef void (*mv_dirty_protect_fn)(void *arg, const mv_memslot *slot, uint64_t 
  * KVM_GET_DIRTY_LOG for @slot (as_id << 16 | id): copy the slot's bitmap to
  * @out (HV_DIRTY_BITMAP_WORDS(npages << 12) words). Without @manual the
  * bitmap is cleared word by word (atomic exchange) and the pages that were
- * dirty are re-protected; with @manual (MANUAL_DIRTY_LOG_PROTECT2) nothing
- * is cleared or re-protected.
+ * dirty are re-protected, one @protect call per non-zero word; with
+ * @manual (MANUAL_DIRTY_LOG_PROTECT2) the words are only copied (each read
+ * atomically), nothing is cleared or re-protected. -EINVAL, -ENOENT.
  */
 int mv_dirty_get_log(const mv_memslots *ms, uint32_t slot, bool manual, uint64_t *out,
 		     mv_dirty_protect_fn protect, void *arg);
 
 /*
  * KVM_CLEAR_DIRTY_LOG: for pages [first_page, first_page + num_pages) whose
- * bit is set in @bitmap (bit 0 = first_page), clear the slot's bit and
- * re-protect the page if it was set. -EINVAL when first_page is not a
- * multiple of 64, when num_pages is not a multiple of 64 unless the range
- * ends at the slot's end, or when the range exceeds the slot (KVM's rules).
+ * bit is set in @bitmap (bit 0 = first_page; DIV_ROUND_UP(num_pages, 64)
+ * words are read), clear the slot's bit (atomic and-not) and re-protect
+ * the pages whose bit was set, one @protect call per word with any. Bits
+ * of @bitmap past the end of the slot are ignored. In KVM's order:
+ * -EINVAL for an as_id / id out of range, then for a first_page that is
+ * not a multiple of 64; -ENOENT for an absent or non-logging slot; -EINVAL
+ * when first_page > npages, when the range passes the slot's end, or when
+ * num_pages is not a multiple of 64 and the range ends before the slot's
+ * end. num_pages 0 does nothing and succeeds.
  */
 int mv_dirty_clear_log(const mv_memslots *ms, uint32_t slot, uint64_t first_page,
 		       uint32_t num_pages, const uint64_t *bitmap, mv_dirty_protect_fn protect,
 		       void *arg);
+
+/*
+ * KVM_DIRTY_LOG_INITIALLY_SET, for an arch_prepare hook: when @new's bitmap
+ * was just allocated (it is not @old's, carried over), mark every page of
+ * the slot dirty (bits past npages stay clear), as kvm_prepare_memory_region
+ * does with manual protect + INITIALLY_SET. @old may be NULL.
+ */
+void mv_dirty_init_set(const mv_memslot *old, const mv_memslot *new);
 
 /* ---- dirty rings (one per vCPU) ---- */
 typedef struct mv_dirty_ring mv_dirty_ring;
@@ -58,35 +79,57 @@ typedef struct mv_dirty_ring mv_dirty_ring;
 #define MV_DIRTY_GFN_F_RESET 2u
 /* Entries kept free at the soft limit (KVM_DIRTY_RING_RSVD_ENTRIES). */
 #define MV_DIRTY_RING_RSVD_ENTRIES 64u
+/* Ring sizes KVM_CAP_DIRTY_LOG_RING accepts: at least one page of 16-byte entries, at most 64Ki. */
+#define MV_DIRTY_RING_MIN_ENTRIES 256u
+#define MV_DIRTY_RING_MAX_ENTRIES 65536u
 
 /*
- * A ring of @entries (a power of two, >= 2 * MV_DIRTY_RING_RSVD_ENTRIES
- * unless @entries is small for tests: then the soft limit is entries / 2).
+ * KVM_ENABLE_CAP(KVM_CAP_DIRTY_LOG_RING)'s size rules for a VM's rings:
+ * 0, -EINVAL unless @entries is a power of two of at least
+ * MV_DIRTY_RING_MIN_ENTRIES, -E2BIG above MV_DIRTY_RING_MAX_ENTRIES.
+ */
+int mv_dirty_ring_check_entries(uint32_t entries);
+
+/*
+ * A ring of @entries (a power of two, 2..MV_DIRTY_RING_MAX_ENTRIES). The
+ * soft limit is entries - MV_DIRTY_RING_RSVD_ENTRIES, as KVM's; rings
+ * smaller than 2 * MV_DIRTY_RING_RSVD_ENTRIES (which KVM refuses; tests
+ * use them) keep half their entries in reserve: soft limit entries / 2.
  * -EINVAL, -ENOMEM.
  */
 int mv_dirty_ring_new(uint32_t entries, const mv_allocator *alloc, mv_dirty_ring **out);
+/* NULL is a no-op. */
 void mv_dirty_ring_free(mv_dirty_ring *ring);
 /*
  * kvm_dirty_ring_push, on the vCPU's thread: append (slot, offset) with
- * F_DIRTY. Returns 0, or -ENOSPC if the ring is completely full (the entry
+ * F_DIRTY (the entry's fields are published by a release store of its
+ * flags). Returns 0, or -ENOSPC if the ring is completely full (the entry
  * is dropped; callers stop pushing at the soft limit, so this is a bug).
  */
 int mv_dirty_ring_push(mv_dirty_ring *ring, uint32_t slot, uint64_t offset);
 /* At or above the soft limit: the vCPU must exit with HV_EXIT_DIRTY_RING_FULL before running. */
 bool mv_dirty_ring_soft_full(const mv_dirty_ring *ring);
+/* The soft limit (entries used at which the ring is soft-full). */
+uint32_t mv_dirty_ring_soft_limit(const mv_dirty_ring *ring);
 /*
- * User space's side (any thread, one harvester per ring): report every
- * entry from the fetch index that has F_DIRTY to @fn and mark it F_RESET.
- * Returns the number harvested.
+ * User space's side (any thread; harvests of one ring are serialised):
+ * report every entry from the fetch index that has F_DIRTY (acquire) to
+ * @fn, in ring order, and mark it F_RESET (release). Returns the number
+ * harvested.
  */
 int mv_dirty_ring_harvest(mv_dirty_ring *ring, void (*fn)(void *, const hv_dirty_gfn *),
 			  void *opaque);
 /*
- * KVM_RESET_DIRTY_RINGS for one ring: walk entries marked F_RESET from the
- * reset index, re-protect their pages (coalescing neighbours into one
- * 64-page mask per call as KVM does) and free them. Stops at the first
- * entry not yet harvested. Looks slots up in @ms (entries of deleted slots
- * are dropped). Returns the number reset.
+ * KVM_RESET_DIRTY_RINGS for one ring (any thread; resets of one ring are
+ * serialised): walk entries marked F_RESET from the reset index, free them
+ * (flags 0) and re-protect their pages, coalescing as kvm_dirty_ring_reset
+ * does: entries of one slot within 64 pages of each other (forwards or
+ * backwards) make one batch, re-protected when the next entry does not fit
+ * (a batch that straddles a 64-page boundary is passed to @protect as its
+ * two aligned words). Stops at the first entry not yet harvested. Looks
+ * slots up in @ms: a batch whose slot is gone, or whose last page is past
+ * the slot's end, is dropped (kvm_reset_dirty_gfn). Returns the number of
+ * entries reset.
  */
 int mv_dirty_ring_reset(mv_dirty_ring *ring, const mv_memslots *ms, mv_dirty_protect_fn protect,
 			void *arg);

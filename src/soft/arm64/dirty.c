@@ -1,0 +1,276 @@
+/*
+ * Dirty logging of the arm64 soft VM: KVM's generic bitmap and ring
+ * bookkeeping (soft/dirty_log.c, soft/dirty_ring.c) joined to stage 2 as
+ * arch/arm64/kvm/mmu.c does it.
+ *
+ * - Logging starts (kvm_arch_commit_memory_region): the slot is
+ *   write-protected, then, with eager splitting, its blocks are split
+ *   into pages chunk by chunk; with manual protect + INITIALLY_SET nothing
+ *   happens (the bitmap starts full and pages are protected as user space
+ *   clears them).
+ * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): one
+ *   write-protect of the range from the first to the last page of a
+ *   64-page mask, plus a split of that range with INITIALLY_SET and eager
+ *   splitting. Gets and clears hold mmu_lock for writing across the whole
+ *   bitmap, ring resets take it per batch, as KVM.
+ * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
+ *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
+ *   vCPU at its next guest entry (kvm_dirty_ring_check_request).
+ * - Lazy splitting (KVM's default) needs nothing here: a write fault on a
+ *   write-protected block maps a page, and user_mem_abort redoes that map
+ *   under mmu_lock for writing, which breaks the block.
+ */
+#include "soft/arm64/a64_dirty.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define A64_SZ_4K (1ull << 12)
+#define A64_SZ_2M (1ull << 21)
+#define A64_SZ_1G (1ull << 30)
+
+/* ---- stage 2 ---- */
+
+/* kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for writing. */
+static void a64_dirty_protect(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	mv_a64_vm *vm = arg;
+	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
+	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
+
+	/* No memory to split a block covered in part: mv_s2_wrprotect protects it whole. */
+	mv_s2_wrprotect(&vm->s2, first << 12, (end - first) << 12);
+	/* Blocks were not split when logging started: split those under the mask (best effort). */
+	if (vm->dirty_init_set && vm->split_chunk)
+		mv_s2_split(&vm->s2, first << 12, (end - first) << 12);
+}
+
+/* kvm_reset_dirty_gfn: the same for one ring batch, taking mmu_lock itself. */
+static void a64_dirty_protect_locking(void *arg, const mv_memslot *slot, uint64_t offset,
+				      uint64_t mask)
+{
+	mv_a64_vm *vm = arg;
+
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	a64_dirty_protect(vm, slot, offset, mask);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+/*
+ * kvm_mmu_split_huge_pages: split [ipa, end) one chunk-aligned piece at a
+ * time, so faults on other parts of the slot get mmu_lock in between.
+ * Eager splitting is best effort: it stops when a table cannot be had.
+ */
+static void a64_dirty_split(mv_a64_vm *vm, uint64_t ipa, uint64_t end)
+{
+	uint64_t chunk = vm->split_chunk;
+
+	while (ipa < end) {
+		uint64_t next = (ipa & ~(chunk - 1)) + chunk;
+		mv_pgt_result r;
+
+		if (next > end)
+			next = end;
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = mv_s2_split(&vm->s2, ipa, next - ipa);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+		if (r != MV_PGT_OK)
+			return;
+		ipa = next;
+	}
+}
+
+void a64_dirty_log_start(mv_a64_vm *vm, const mv_memslot *new)
+{
+	uint64_t ipa = new->base_gfn << 12, size = new->npages << 12;
+
+	if (vm->dirty_init_set)
+		return;
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	mv_s2_wrprotect(&vm->s2, ipa, size);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+	if (vm->split_chunk)
+		a64_dirty_split(vm, ipa, ipa + size);
+}
+
+void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *new)
+{
+	if (vm->dirty_init_set)
+		mv_dirty_init_set(old, new);
+}
+
+/* ---- vCPUs ---- */
+
+void a64_mark_page_dirty(mv_a64_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn)
+{
+	if (!vcpu->ring) {
+		mv_memslot_mark_dirty(slot, gfn);
+		return;
+	}
+	/*
+	 * Cannot fail: the vCPU entered the guest below the soft limit and a
+	 * fault marks one page, while the limit keeps at least one entry free.
+	 */
+	if (slot->flags & HV_MEM_LOG_DIRTY_PAGES)
+		(void)mv_dirty_ring_push(vcpu->ring, HV_SLOT(slot->as_id, slot->id),
+					 gfn - slot->base_gfn);
+}
+
+bool a64_dirty_ring_full_exit(mv_a64_vcpu *vcpu, mv_a64_outcome *out)
+{
+	if (!vcpu->ring || !mv_dirty_ring_soft_full(vcpu->ring))
+		return false;
+	memset(&vcpu->exit, 0, sizeof(vcpu->exit));
+	vcpu->exit.reason = HV_EXIT_DIRTY_RING_FULL;
+	out->result = MV_A64_EXIT;
+	out->exit = &vcpu->exit;
+	return true;
+}
+
+/* Counted before the ring is sized, so a concurrent enable_dirty_ring sees the vCPU (KVM). */
+int a64_dirty_vcpu_init(mv_a64_vcpu *vcpu)
+{
+	mv_a64_vm *vm = vcpu->vm;
+	uint32_t entries;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->vcpus_lock);
+	vm->created_vcpus++;
+	entries = vm->ring_entries;
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (entries)
+		r = mv_dirty_ring_new(entries, vm->alloc, &vcpu->ring);
+	if (r) {
+		pthread_mutex_lock(&vm->vcpus_lock);
+		vm->created_vcpus--;
+		pthread_mutex_unlock(&vm->vcpus_lock);
+	}
+	return r;
+}
+
+void a64_dirty_vcpu_free(mv_a64_vcpu *vcpu)
+{
+	mv_dirty_ring_free(vcpu->ring);
+	vcpu->ring = NULL;
+}
+
+/* ---- the VM's calls ---- */
+
+int mv_a64_vm_enable_manual_dirty_protect(mv_a64_vm *vm, uint32_t flags)
+{
+	uint32_t allowed = HV_DIRTY_PROTECT_ENABLE;
+
+	if (flags & HV_DIRTY_PROTECT_ENABLE)
+		allowed |= HV_DIRTY_PROTECT_INIT_SET;
+	if (flags & ~allowed)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->manual_dirty_protect = flags & HV_DIRTY_PROTECT_ENABLE;
+	vm->dirty_init_set = flags & HV_DIRTY_PROTECT_INIT_SET;
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return 0;
+}
+
+int mv_a64_vm_get_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t *bitmap)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (vm->ring_entries) {
+		r = -ENXIO;
+	} else if (vm->manual_dirty_protect) {
+		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, a64_dirty_protect, vm);
+	} else {
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, a64_dirty_protect, vm);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+int mv_a64_vm_clear_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t first_page,
+			      uint32_t num_pages, const uint64_t *bitmap)
+{
+	int r = -ENXIO;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (!vm->ring_entries) {
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, bitmap,
+				       a64_dirty_protect, vm);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+/* kvm_is_block_size_supported with a 4 KiB granule: pages, level-2 and level-1 blocks. */
+static bool a64_split_chunk_ok(uint64_t chunk)
+{
+	return chunk == 0 || chunk == A64_SZ_4K || chunk == A64_SZ_2M || chunk == A64_SZ_1G;
+}
+
+int mv_a64_vm_enable_eager_split(mv_a64_vm *vm, uint64_t chunk_size)
+{
+	int r = -EINVAL;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	if (mv_memslots_count(vm->slots, 0) == 0 && a64_split_chunk_ok(chunk_size)) {
+		vm->split_chunk = chunk_size;
+		r = 0;
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+int mv_a64_vm_enable_dirty_ring(mv_a64_vm *vm, uint32_t entries)
+{
+	int r = mv_dirty_ring_check_entries(entries);
+
+	if (r)
+		return r;
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->ring_entries || vm->created_vcpus) {
+		r = -EINVAL;
+	} else {
+		vm->ring_entries = entries;
+		/* kvm_use_dirty_bitmap: slots that start logging from now on get none. */
+		mv_memslots_set_dirty_bitmap(vm->slots, false);
+	}
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
+{
+	int total = 0;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (!vm->ring_entries) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < vm->max_vcpus; i++) {
+		mv_a64_vcpu *v;
+
+		/* Not held across the reset: mmu_lock comes before vcpus_lock. */
+		pthread_mutex_lock(&vm->vcpus_lock);
+		v = vm->vcpus[i];
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		if (v && v->ring)
+			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_dirty_protect_locking, vm);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return total;
+}
+
+int mv_a64_vcpu_dirty_ring_harvest(mv_a64_vcpu *vcpu, void (*fn)(void *opaque, const hv_dirty_gfn *g),
+				   void *opaque)
+{
+	if (!vcpu->ring)
+		return -EINVAL;
+	return mv_dirty_ring_harvest(vcpu->ring, fn, opaque);
+}
