@@ -289,6 +289,7 @@ typedef enum mv_x86_result {
 	MV_X86_DONE,              /* performed; out->value for reads / fetches */
 	MV_X86_EXIT,              /* out->exit: MMIO, IO, DIRTY_RING_FULL, INTR, INTERNAL_ERROR */
 	MV_X86_GUEST_PF,          /* #PF for the guest: out->pferr, out->cr2 */
+	MV_X86_GUEST_GP,          /* #GP(0) for the guest: a non-canonical address (mv_x86_walk.gp) */
 } mv_x86_result;
 
 typedef struct mv_x86_outcome {
