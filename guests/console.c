@@ -189,7 +189,7 @@ void fail(const char *fmt, ...)
 {
 	struct buf b;
 	va_list ap;
-	static const char head[] = "guest: FAIL ";
+	static const char head[] = MVG_FAIL_PREFIX;
 
 	b.n = 0;
 	for (const char *h = head; *h; h++)

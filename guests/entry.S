@@ -4,7 +4,8 @@
  * tables, and the exception entry stubs. Every vCPU enters here (memvirt
  * convention, docs/guests.md); only APIC id 0 prints the boot line.
  */
-#define MAX_CPUS 64
+#include "memvirt/guest_gen.h"
+
 #define KSTACK_SHIFT 13                 /* KSTACK_SIZE = 8 KiB */
 
 /* ---- ELF note: XEN_ELFNOTE_PHYS32_ENTRY (type 18, name "Xen") ---- */
@@ -33,7 +34,7 @@ pvh_entry:
 	mov $boot_msg_end - boot_msg, %ecx
 	mov $0xe9, %dx
 	rep outsb                       /* "memvirt-guest: boot\n" */
-1:	cmp $MAX_CPUS, %ebp
+1:	cmp $MVG_MAX_CPUS, %ebp
 	jae park32
 	lgdt boot_gdtr
 	mov %cr4, %eax
@@ -196,7 +197,7 @@ exc_stubs:
 	.endr
 
 boot_msg:
-	.ascii "memvirt-guest: boot\n"
+	.ascii MVG_LINE_BOOT
 boot_msg_end:
 
 /* ---- boot GDT and page tables (identity, 0..4 GiB, 2 MiB pages) ---- */

@@ -35,7 +35,7 @@ static uint64_t *new_table(void)
 	if (pt_next + PAGE_SIZE > __pt_pool_end) {
 		fail("paging: the page-table pool (%lu KiB) is too small for this memory map",
 		     (uint64_t)(__pt_pool_end - __pt_pool_start) / 1024);
-		guest_exit(EXIT_FAIL);
+		guest_exit(MVG_EXIT_FAIL);
 	}
 	pt_next += PAGE_SIZE;
 	return (uint64_t *)(pt_next - PAGE_SIZE);

@@ -11,27 +11,6 @@
  */
 #include "guest.h"
 
-/* struct hvm_start_info, version 1 (Xen's public/arch-x86/hvm/start_info.h layout). */
-#define HVM_START_MAGIC 0x336ec578
-struct hvm_start_info {
-	uint32_t magic;
-	uint32_t version;
-	uint32_t flags;
-	uint32_t nr_modules;
-	uint64_t modlist_paddr;
-	uint64_t cmdline_paddr;
-	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr;      /* version >= 1 */
-	uint32_t memmap_entries;
-	uint32_t reserved;
-};
-struct hvm_memmap_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;              /* 1 = RAM */
-	uint32_t reserved;
-};
-
 struct tss {
 	uint32_t reserved0;
 	uint64_t rsp[3];
@@ -66,11 +45,11 @@ struct exc_frame {
 };
 
 struct boot_info g_boot;
-uint8_t kstacks[MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(4096)));
-static uint8_t istacks[MAX_CPUS][ISTACK_SIZE] __attribute__((aligned(4096)));
-static uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(4096)));
-static uint64_t gdts[MAX_CPUS][8] __attribute__((aligned(64)));
-static struct tss tsses[MAX_CPUS] __attribute__((aligned(128)));
+uint8_t kstacks[MVG_MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(4096)));
+static uint8_t istacks[MVG_MAX_CPUS][ISTACK_SIZE] __attribute__((aligned(4096)));
+static uint8_t ustacks[MVG_MAX_CPUS][USTACK_SIZE] __attribute__((aligned(4096)));
+static uint64_t gdts[MVG_MAX_CPUS][8] __attribute__((aligned(64)));
+static struct tss tsses[MVG_MAX_CPUS] __attribute__((aligned(128)));
 static struct idt_gate idt[32] __attribute__((aligned(16)));
 static volatile uint32_t g_tables_ready;
 
@@ -79,49 +58,34 @@ extern uint64_t fin_pml4[512];
 
 __attribute__((noreturn)) static void setup_fatal(const char *what, uint64_t v)
 {
-	say_unlocked("guest: FAIL %s 0x%lx\n", what, v);
-	guest_exit(EXIT_FAIL);
+	say_unlocked(MVG_FMT_SETUP_FAIL, what, v);
+	guest_exit(MVG_EXIT_FAIL);
 }
 
 static void read_start_info(uint32_t paddr)
 {
-	const struct hvm_start_info *si = (const void *)(uintptr_t)paddr;
+	const struct mvg_hvm_start_info *si = (const void *)(uintptr_t)paddr;
+	uint64_t bad;
+	const char *problem = mvg_start_info_problem(si, &bad);
 
-	if (si->magic != HVM_START_MAGIC)
-		setup_fatal("start_info magic", si->magic);
-	if (si->version < 1)
-		setup_fatal("start_info version (need a memory map)", si->version);
-	if (si->cmdline_paddr >= (1ULL << 32))
-		setup_fatal("cmdline above 4 GiB at", si->cmdline_paddr);
-	if (si->cmdline_paddr + CMDLINE_MAX <= STATIC_MAP_END) {
+	if (problem)
+		setup_fatal(problem, bad);
+	if (si->cmdline_paddr + MVG_CMDLINE_MAX <= STATIC_MAP_END) {
 		g_boot.cmdline_src = si->cmdline_paddr;     /* CPL3 copies it */
 	} else if (si->cmdline_paddr) {
 		/* not in the final tables' fixed part: copy it here (slow) */
 		const char *s = (const char *)(uintptr_t)si->cmdline_paddr;
 		size_t n = 0;
-		while (n < CMDLINE_MAX - 1 && s[n])
+		while (n < MVG_CMDLINE_MAX - 1 && s[n])
 			n++;
 		memcpy(g_boot.cmdline, s, n);
 	}
-	if (si->memmap_paddr >= (1ULL << 32))
-		setup_fatal("memmap above 4 GiB at", si->memmap_paddr);
-	const struct hvm_memmap_entry *mm = (const void *)(uintptr_t)si->memmap_paddr;
-	for (uint32_t k = 0; k < si->memmap_entries; k++) {
-		if (mm[k].type != 1 || !mm[k].size)
-			continue;
-		if (g_boot.nr_ram == MAX_RAM_RANGES)
-			setup_fatal("too many RAM ranges in the memory map", si->memmap_entries);
-		/* insertion sort by start: the map is short and usually sorted */
-		unsigned i = g_boot.nr_ram++;
-		while (i && g_boot.ram[i - 1].start > mm[k].addr) {
-			g_boot.ram[i] = g_boot.ram[i - 1];
-			i--;
-		}
-		g_boot.ram[i].start = mm[k].addr;
-		g_boot.ram[i].end = mm[k].addr + mm[k].size;
-	}
+	const struct mvg_hvm_memmap_entry *mm = (const void *)(uintptr_t)si->memmap_paddr;
+	for (uint32_t k = 0; k < si->memmap_entries; k++)
+		if (!mvg_ram_add(g_boot.ram, &g_boot.nr_ram, &mm[k]))
+			setup_fatal(MVG_SETUP_RAM_FULL, si->memmap_entries);
 	if (!g_boot.nr_ram)
-		setup_fatal("no RAM in the memory map, entries", si->memmap_entries);
+		setup_fatal(MVG_SETUP_NO_RAM, si->memmap_entries);
 }
 
 static void build_idt(void)
@@ -333,6 +297,6 @@ void exception_handler(struct exc_frame *f)
 	if (emulate_user_io(f) || user_service(f))
 		return;
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-	say_forced("guest: exception %lu err 0x%lx rip 0x%lx cr2 0x%lx\n", f->vector, f->error, f->rip, cr2);
-	guest_exit(EXIT_EXCEPTION);
+	say_forced(MVG_FMT_EXCEPTION, f->vector, f->error, f->rip, cr2);
+	guest_exit(MVG_EXIT_EXCEPTION);
 }

@@ -15,54 +15,52 @@
 
 static volatile uint32_t fifo_lock;
 
-void wl_mmio(struct cpu_ctx *c, const struct config *cfg)
+void wl_mmio(struct cpu_ctx *c, const struct mvg_config *cfg)
 {
 	uint64_t n = cfg->mmio_count, bad = 0;
 
 	if (!c->dev) {
-		say("mmio: skipped (no test device)\n");
+		say(MVG_LINE_MMIO_SKIPPED);
 		return;
 	}
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t v = ((uint64_t)c->cpu << 48) | i, r;
+		uint64_t v = mvg_tag48(c->cpu, i), r;
 		mmio_write(MVT_REG_SCRATCH, v);
 		r = mmio_read(MVT_REG_SCRATCH);
-		if (r != v && ((r >> 48) == c->cpu || (r >> 48) >= c->nr_cpus))
-			bad++;
+		bad += mvg_scratch_bad(r, v, 48, c->cpu, c->nr_cpus);
 	}
 	for (uint64_t i = 0; i < cfg->seq_count; i++)
-		mmio_write(MVT_REG_SEQ, ((uint64_t)c->cpu << 48) | c->seq++);
+		mmio_write(MVT_REG_SEQ, mvg_tag48(c->cpu, c->seq++));
 	uint64_t check = mmio_read(MVT_REG_SEQ_CHECK);
 	uint64_t count = mmio_read(MVT_REG_SEQ_COUNT);
 	bool ok = !bad && check == 0 && count >= c->seq;
-	say("mmio: cpu %u ops %lu %s\n", c->cpu, n, ok ? "ok" : "FAIL");
-	say("mvt: mmio cpu %u scratch_bad %lu seq_check %lu seq_count %lu\n", c->cpu, bad, check, count);
+	say(MVG_FMT_MMIO, c->cpu, n, ok ? "ok" : "FAIL");
+	say(MVG_FMT_MMIO_DEV, c->cpu, bad, check, count);
 	if (bad)
-		fail("mmio cpu %u: %lu SCRATCH read-backs differ", c->cpu, bad);
+		fail(MVG_FAIL_MMIO_SCRATCH, c->cpu, bad);
 	if (check)
-		fail("mmio cpu %u: SEQ_CHECK %lu (SEQ writes out of order)", c->cpu, check);
+		fail(MVG_FAIL_MMIO_SEQ_CHECK, c->cpu, check);
 	if (count < c->seq)
-		fail("mmio cpu %u: SEQ_COUNT %lu below the %lu SEQ writes of this vCPU", c->cpu, count, c->seq);
+		fail(MVG_FAIL_MMIO_SEQ_COUNT, c->cpu, count, c->seq);
 }
 
-void wl_pio(struct cpu_ctx *c, const struct config *cfg)
+void wl_pio(struct cpu_ctx *c, const struct mvg_config *cfg)
 {
 	uint64_t n = cfg->pio_count, bad = 0;
-	uint8_t out[64], in[64];
+	uint8_t out[MVG_FIFO_BYTES], in[MVG_FIFO_BYTES];
 
 	if (!c->dev) {
-		say("pio: skipped (no test device)\n");
+		say(MVG_LINE_PIO_SKIPPED);
 		return;
 	}
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t v = (c->cpu << 24) | (uint32_t)((i * 2654435761u) & 0xffffff), r;
+		uint32_t v = mvg_pio_value(c->cpu, i), r;
 		outl(MVT_PIO_SCRATCH, v);
 		r = inl(MVT_PIO_SCRATCH);
-		if (r != v && ((r >> 24) == c->cpu || (r >> 24) >= c->nr_cpus))
-			bad++;
+		bad += mvg_scratch_bad(r, v, MVG_PIO_TAG_SHIFT, c->cpu, c->nr_cpus);
 	}
 	for (unsigned i = 0; i < sizeof(out); i++) {
-		out[i] = (uint8_t)(i * 37 + c->cpu + 1);
+		out[i] = mvg_fifo_byte(c->cpu, i);
 		in[i] = 0;
 	}
 	const uint8_t *src = out;
@@ -75,15 +73,14 @@ void wl_pio(struct cpu_ctx *c, const struct config *cfg)
 	unsigned sbad = 0;
 	for (unsigned i = 0; i < sizeof(out); i++)
 		sbad += in[i] != out[i];
-	say("pio: cpu %u ops %lu string %u %s\n", c->cpu, n, (unsigned)sizeof(out),
-	    !bad && !sbad ? "ok" : "FAIL");
+	say(MVG_FMT_PIO, c->cpu, n, (unsigned)sizeof(out), !bad && !sbad ? "ok" : "FAIL");
 	if (bad)
-		fail("pio cpu %u: %lu scratch read-backs differ", c->cpu, bad);
+		fail(MVG_FAIL_PIO_SCRATCH, c->cpu, bad);
 	if (sbad)
-		fail("pio cpu %u: %u of %u FIFO bytes differ", c->cpu, sbad, (unsigned)sizeof(out));
+		fail(MVG_FAIL_PIO_FIFO, c->cpu, sbad, (unsigned)sizeof(out));
 }
 
-void wl_rom(struct cpu_ctx *c, const struct config *cfg)
+void wl_rom(struct cpu_ctx *c, const struct mvg_config *cfg)
 {
 	volatile uint64_t *rom = (volatile uint64_t *)(uintptr_t)MVT_ROM_BASE;
 	uint64_t before = *rom, after;
@@ -93,17 +90,16 @@ void wl_rom(struct cpu_ctx *c, const struct config *cfg)
 	after = *rom;
 	if (after != before) {
 		*rom = before;
-		say("rom: CHANGED\n");
+		say(MVG_LINE_ROM_CHANGED);
 		/* QEMU's microvm maps its BIOS there as RAM: only our VMM promises a ROM. */
 		if (c->dev)
-			fail("rom cpu %u: a write to 0x%lx changed 0x%016lx to 0x%016lx", c->cpu,
-			     (uint64_t)MVT_ROM_BASE, before, after);
+			fail(MVG_FAIL_ROM_CHANGED, c->cpu, (uint64_t)MVT_ROM_BASE, before, after);
 	} else {
-		say("rom: unchanged\n");
+		say(MVG_LINE_ROM_UNCHANGED);
 	}
 	if (c->dev) {
-		say("mvt: rom magic %s\n", before == MVT_ROM_MAGIC ? "ok" : "bad");
+		say(MVG_FMT_ROM_MAGIC, before == MVT_ROM_MAGIC ? "ok" : "bad");
 		if (before != MVT_ROM_MAGIC)
-			fail("rom magic 0x%016lx, expected 0x%016lx", before, (uint64_t)MVT_ROM_MAGIC);
+			fail(MVG_FAIL_ROM_MAGIC, before, (uint64_t)MVT_ROM_MAGIC);
 	}
 }
