@@ -28,6 +28,7 @@
  * (a store-exclusive always succeeds), big-endian data.
  */
 #include "soft/arm64/a64_access.h"
+#include "soft/arm64/a64_dirty.h"
 
 #include <errno.h>
 #include <string.h>
@@ -483,6 +484,9 @@ static int a64_run(mv_a64_vcpu *vcpu, a64_plan *p, mv_a64_outcome *out)
 	a64_xfault f;
 
 	for (unsigned tries = 0; tries < A64_MAX_TRIES; tries++) {
+		/* Each try is a guest entry: a soft-full dirty ring stops the vCPU first. */
+		if (a64_dirty_ring_full_exit(vcpu, out))
+			return 0;
 		if (a64_try(vcpu, p, &f)) {
 			a64_complete(vcpu, p, out);
 			return 0;

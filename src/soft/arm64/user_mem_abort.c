@@ -18,6 +18,7 @@
  *   page is resolved and checked again under mmu_lock (RETRY when raced).
  */
 #include "soft/arm64/a64_abort.h"
+#include "soft/arm64/a64_dirty.h"
 #include "soft/soft_fault.h"
 
 #include <inttypes.h>
@@ -122,7 +123,7 @@ static void a64_uma_commit(mv_a64_vcpu *vcpu, const a64_uma *u, uint64_t seq, ui
 	switch (r) {
 	case MV_PGT_OK:
 		if (u->prot & MV_S2_PROT_W)
-			mv_memslot_mark_dirty(u->slot, u->a->ipa >> 12);
+			a64_mark_page_dirty(vcpu, u->slot, u->a->ipa >> 12);
 		ev->action = relax ? MV_A64_ACT_RELAXED : MV_A64_ACT_MAPPED;
 		ev->map_size = relax ? 0 : u->size;
 		break;

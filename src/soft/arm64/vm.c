@@ -6,6 +6,7 @@
  * registry.
  */
 #include "soft/arm64/a64_abort.h"
+#include "soft/arm64/a64_dirty.h"
 #include "soft/soft_notifier.h"
 #include "util/alloc.h"
 
@@ -33,6 +34,7 @@ static int a64_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 		return 0;
 	if (new->base_gfn + new->npages > (1ull << vm->s2.cfg.ia_bits) >> 12)
 		return -EFAULT;
+	a64_dirty_prepare(vm, old, new);
 	return 0;
 }
 
@@ -40,19 +42,21 @@ static int a64_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
  * A deleted or moved slot loses its stage-2 mappings
  * (kvm_arch_flush_shadow_memslot); a slot that logs dirty pages starts
  * write-protected, so its first write to each page faults and is logged
- * (kvm_mmu_wp_memory_region). Faults are kept out by slots_lock.
+ * (dirty.c: kvm_mmu_wp_memory_region, eager splitting). Faults are kept
+ * out by slots_lock.
  */
 static void a64_vm_arch_commit(void *arg, mv_memslot_change change, const mv_memslot *old,
 			       const mv_memslot *new)
 {
 	mv_a64_vm *vm = arg;
 
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	if (change == MV_MR_DELETE || change == MV_MR_MOVE)
+	if (change == MV_MR_DELETE || change == MV_MR_MOVE) {
+		pthread_rwlock_wrlock(&vm->mmu_lock);
 		mv_s2_unmap(&vm->s2, old->base_gfn << 12, old->npages << 12);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+	}
 	if (change != MV_MR_DELETE && (new->flags & HV_MEM_LOG_DIRTY_PAGES))
-		mv_s2_wrprotect(&vm->s2, new->base_gfn << 12, new->npages << 12);
-	pthread_rwlock_unlock(&vm->mmu_lock);
+		a64_dirty_log_start(vm, new);
 }
 
 int mv_a64_vm_set_memslot(mv_a64_vm *vm, const hv_memslot *m)
@@ -402,9 +406,16 @@ int mv_a64_vcpu_new(mv_a64_vm *vm, unsigned id, mv_a64_vcpu **out, mv_error *err
 	v->vm = vm;
 	v->id = id;
 	v->regs.el = 1;   /* KVM_ARM_VCPU_INIT resets to EL1h */
+	r = a64_dirty_vcpu_init(v);
+	if (r) {
+		mv_tlb_free(v->tlb);
+		mv_free(vm->alloc, v);
+		return mv_error_set(err, r, "out of memory for the dirty ring of vCPU %u", id);
+	}
 	pthread_mutex_lock(&vm->vcpus_lock);
 	if (vm->vcpus[id]) {
 		pthread_mutex_unlock(&vm->vcpus_lock);
+		a64_dirty_vcpu_free(v);
 		mv_tlb_free(v->tlb);
 		mv_free(vm->alloc, v);
 		return mv_error_set(err, -EEXIST, "vCPU %u already exists", id);
@@ -425,6 +436,7 @@ void mv_a64_vcpu_free(mv_a64_vcpu *vcpu)
 	pthread_mutex_lock(&vm->vcpus_lock);
 	vm->vcpus[vcpu->id] = NULL;
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	a64_dirty_vcpu_free(vcpu);
 	mv_tlb_free(vcpu->tlb);
 	mv_free(vm->alloc, vcpu);
 }
