@@ -68,6 +68,9 @@ typedef struct x86_pending {
 	bool pending;
 	bool is_io;
 	uint8_t len;
+	/* A page-crossing read whose other part was RAM or an in-process device: */
+	uint8_t shift;                 /* byte offset of the exit's data in the access */
+	uint64_t value;                /* the bytes already read */
 } x86_pending;
 
 struct mv_x86_vcpu {
