@@ -107,6 +107,12 @@ int x86_slot_arch_alloc(mv_x86_vm *vm, mv_memslot *slot);
 void x86_slot_arch_free(mv_x86_vm *vm, void *arch);
 /* rmap: remove every leaf of [gfn_start, gfn_end) of @slot from the rmap (after a zap). */
 void x86_rmap_drop_range(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn_start, uint64_t gfn_end);
+/*
+ * It re-reads the range (widened to the huge leaves the rmap had at its
+ * ends) from the EPT, so call it also after a split (mv_ept_split) or any
+ * other change of the EPT's structure inside a slot; mmu_lock held for
+ * writing.
+ */
 
 /*
  * Dirty-log re-protection of a slot's pages (write-protect their 4 KiB
