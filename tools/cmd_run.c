@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "memvirt/guest_gen.h"
 #include "memvirt/hv.h"
 #include "memvirt/mtree.h"
 #include "memvirt/vmm.h"
@@ -34,11 +35,16 @@ void cmd_run_usage(FILE *out)
 	      "  --mem SIZE          guest RAM (default 256M; suffixes K/M/G, MiB by default)\n"
 	      "  --smp N             vCPUs (default 1)\n"
 	      "  --cmdline STR       PVH command line, e.g. \"workload=dirty rounds=8\"\n"
-	      "  --accel NAME        accelerator (default kvm)\n"
+	      "  --accel NAME        accelerator: kvm (default) or soft (the software KVM MMU;\n"
+	      "                      its vCPUs run the built-in test guest's workloads as\n"
+	      "                      access programs, so it takes no GUEST.elf)\n"
 	      "  --dirty-log MODE    off, bitmap (default), manual (MANUAL_DIRTY_LOG_PROTECT2)\n"
 	      "                      or ring (per-vCPU dirty rings)\n"
 	      "  --ring-entries N    dirty-ring entries per vCPU (default 4096)\n"
 	      "  --dirty-rate        measure the dirty rate (sampled every 50 ms)\n"
+	      "  --dirty-dump FILE   write the dirty log of every checked round to FILE:\n"
+	      "                      \"dirty-log: cpu C round R pages N hash H\", hashed as\n"
+	      "                      the guest hashes its \"dirty:\" line\n"
 	      "  --no-summary        print only the guest output\n"
 	      "\n"
 	      "Exit status: 0 when the guest reports success through isa-debug-exit\n"
@@ -49,6 +55,7 @@ void cmd_run_usage(FILE *out)
 struct run_opts {
 	vmm_config cfg;
 	const char *elf_path;
+	const char *dirty_dump;
 	bool summary;
 };
 
@@ -85,6 +92,7 @@ static int run_parse(int argc, char *argv[], struct run_opts *o)
 		{ "dirty-log", required_argument, NULL, 'd' },
 		{ "ring-entries", required_argument, NULL, 'r' },
 		{ "dirty-rate", no_argument, NULL, 'R' },
+		{ "dirty-dump", required_argument, NULL, 'D' },
 		{ "no-summary", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -103,6 +111,7 @@ static int run_parse(int argc, char *argv[], struct run_opts *o)
 		case 'd': r = run_parse_dirty(optarg, &o->cfg.dirty); break;
 		case 'r': r = run_parse_uint("--ring-entries", optarg, 1u << 16, &o->cfg.ring_entries); break;
 		case 'R': o->cfg.dirty_rate = true; break;
+		case 'D': o->dirty_dump = optarg; break;
 		case 'q': o->summary = false; break;
 		case 'h': cmd_run_usage(stdout); return -1;
 		default: return cli_bad_option("run", opt, argv);
@@ -114,6 +123,9 @@ static int run_parse(int argc, char *argv[], struct run_opts *o)
 		return cli_error(CLI_USAGE, "run: one guest image at most (got '%s' and '%s')",
 				 argv[optind], argv[optind + 1]);
 	o->elf_path = optind < argc ? argv[optind] : NULL;
+	if (o->elf_path && !strcmp(o->cfg.accel, "soft"))
+		return cli_error(CLI_USAGE, "run: --accel soft runs the built-in test guest's workloads "
+				 "as access programs and cannot run '%s'", o->elf_path);
 	return 0;
 }
 
@@ -146,6 +158,19 @@ static void run_console(void *opaque, uint8_t byte)
 	putchar(byte);
 	if (byte == '\n')
 		fflush(stdout);
+}
+
+/* vmm_config.dirty_round: one line per round, with the guest's hash of its "dirty:" line. */
+static void run_dirty_dump(void *opaque, unsigned vcpu, uint32_t round, uint64_t gpa,
+			   uint64_t pages, const unsigned long *bits)
+{
+	uint64_t words = (pages + 63) / 64, n = 0;
+
+	(void)gpa;
+	for (uint64_t w = 0; w < words; w++)
+		n += (uint64_t)__builtin_popcountl(bits[w]);
+	fprintf(opaque, "dirty-log: cpu %u round %" PRIu32 " pages %" PRIu64 " hash %016" PRIx64 "\n",
+		vcpu, round, n, mvg_bitmap_hash(bits, words));
 }
 
 static double run_ms(uint64_t ns)
@@ -242,6 +267,7 @@ int cmd_run(int argc, char *argv[])
 	mv_error err = { 0 };
 	vmm_result res = { 0 };
 	void *image = NULL;
+	FILE *dump = NULL;
 	vmm *v;
 	int r = run_parse(argc, argv, &o);
 
@@ -257,19 +283,29 @@ int cmd_run(int argc, char *argv[])
 		o.cfg.elf_size = (size_t)(mv_builtin_guest_end - mv_builtin_guest_start);
 		o.cfg.elf_name = "built-in test guest";
 	}
+	if (o.dirty_dump) {
+		if (!(dump = fopen(o.dirty_dump, "w"))) {
+			free(image);
+			return cli_error(CLI_FAIL, "run: --dirty-dump '%s': %s", o.dirty_dump,
+					 strerror(errno));
+		}
+		o.cfg.dirty_round = run_dirty_dump;
+		o.cfg.dirty_round_opaque = dump;
+	}
 	r = vmm_new(&o.cfg, &v, &err);
 	free(image);
-	if (r)
-		return cli_error(CLI_FAIL, "run: %s", err.msg);
-	r = vmm_run(v, &res, &err);
-	fflush(stdout);
 	if (r) {
-		vmm_free(v);
+		if (dump)
+			fclose(dump);
 		return cli_error(CLI_FAIL, "run: %s", err.msg);
 	}
-	if (o.summary)
+	r = vmm_run(v, &res, &err);
+	fflush(stdout);
+	if (!r && o.summary)
 		run_print_summary(v, &o, &res);
 	fflush(stdout);
 	vmm_free(v);
-	return run_status(&res);
+	if (dump && fclose(dump) && !r)
+		return cli_error(CLI_FAIL, "run: --dirty-dump '%s': %s", o.dirty_dump, strerror(errno));
+	return r ? cli_error(CLI_FAIL, "run: %s", err.msg) : run_status(&res);
 }

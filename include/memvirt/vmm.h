@@ -44,6 +44,18 @@ typedef struct vmm_config {
 	/* Guest console bytes (debugcon and COM1); NULL drops them. */
 	void (*console)(void *opaque, uint8_t byte);
 	void *console_opaque;
+	/*
+	 * Every checked dirty round (test device ROUND_END): the accelerator's
+	 * dirty log of vCPU @vcpu's working set, @pages pages from guest
+	 * physical @gpa, as the VMM compared it with the guest's reports for
+	 * round @round: bit i of @bits (unsigned long words, LSB first) is page
+	 * i of the set. Called on the thread handling the ROUND_END with the
+	 * VMM's dirty lock held, so calls never overlap; @bits is valid during
+	 * the call only; the callback must not call the VMM. NULL: none.
+	 */
+	void (*dirty_round)(void *opaque, unsigned vcpu, uint32_t round, uint64_t gpa,
+			    uint64_t pages, const unsigned long *bits);
+	void *dirty_round_opaque;
 	/* CLOCK_MONOTONIC ns when the process started (0 = vmm_new's start). */
 	uint64_t t_process_start_ns;
 } vmm_config;

@@ -117,11 +117,13 @@ uint64_t vmm_dirty_round_end(void *opaque, unsigned vcpu, uint32_t round,
 	uint64_t *sorted = malloc((n ? n : 1) * sizeof(*sorted));
 	unsigned long *dirty = NULL;
 
-	(void)round;
 	pthread_mutex_lock(&v->dirty_lock);
 	if (sorted && vcpu < VMM_MAX_VCPUS && v->cfg.dirty != VMM_DIRTY_OFF)
 		dirty = vmm_ws_take_dirty(v, &v->ws[vcpu]);
 	if (dirty) {
+		if (v->cfg.dirty_round)
+			v->cfg.dirty_round(v->cfg.dirty_round_opaque, vcpu, round, v->ws[vcpu].gpa,
+					   v->ws[vcpu].pages, dirty);
 		memcpy(sorted, gfns, n * sizeof(*sorted));
 		mismatches = vmm_dirty_diff(&v->ws[vcpu], dirty, sorted, n);
 		v->stats.dirty_rounds++;
