@@ -121,33 +121,14 @@ void s2_tlbi(mv_s2_pgt *s2, uint64_t ipa, uint64_t size)
 
 void s2_tlbi_ctx(const mv_pgt_ctx *ctx)
 {
-	s2_tlbi(s2_of(ctx), s2_ctx_base(ctx), s2_ctx_size(ctx));
-}
-
-/* A table page counts 1 + its non-zero entries: follow an entry's change. */
-static void account(const mv_pgt_ctx *ctx, mv_pte old, mv_pte new)
-{
-	const mv_pgt *pgt = ctx->pgt;
-
-	if (!old && new)
-		pgt->mm_ops->get_page(pgt->mm_arg, ctx->ptep);
-	else if (old && !new)
-		pgt->mm_ops->put_page(pgt->mm_arg, ctx->ptep);
-}
-
-bool s2_try_set(const mv_pgt_ctx *ctx, mv_pte new)
-{
-	if (!mv_pgt_ctx_try_set(ctx, new))
-		return false;
-	account(ctx, ctx->old, new);
-	return true;
+	s2_tlbi(s2_of(ctx), mv_pgt_ctx_base(ctx), mv_pgt_ctx_size(ctx));
 }
 
 bool s2_try_break(const mv_pgt_ctx *ctx)
 {
 	if (s2_locked(ctx->old) || !mv_pgt_ctx_try_set(ctx, MV_S2_PTE_LOCKED))
 		return false;
-	account(ctx, ctx->old, MV_S2_PTE_LOCKED);
+	mv_pgt_ctx_account(ctx, ctx->old, MV_S2_PTE_LOCKED);
 	if (s2_valid(ctx->old))
 		s2_tlbi_ctx(ctx);
 	return true;
@@ -156,7 +137,7 @@ bool s2_try_break(const mv_pgt_ctx *ctx)
 void s2_make(const mv_pgt_ctx *ctx, mv_pte new)
 {
 	__atomic_store_n(ctx->ptep, new, __ATOMIC_RELEASE);
-	account(ctx, MV_S2_PTE_LOCKED, new);
+	mv_pgt_ctx_account(ctx, MV_S2_PTE_LOCKED, new);
 	if (s2_valid(ctx->old) && s2_valid(new))
 		__atomic_add_fetch(&s2_of(ctx)->nr_bbm, 1, __ATOMIC_RELAXED);
 }

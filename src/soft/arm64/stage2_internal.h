@@ -1,13 +1,16 @@
 /*
  * What the stage-2 files share (stage2.c, stage2_split.c, stage2_map.c,
  * stage2_unmap.c, stage2_perms.c): descriptor predicates, and the entry
- * updates every operation is made of -- a plain set, and break (entry
- * locked, TLBI) then make -- which keep the page counts and statistics.
+ * updates that are particular to stage 2 -- break (entry locked, TLBI)
+ * then make -- which keep the page counts and statistics. Plain sets,
+ * ranges of the visited entry and table building are the walker's
+ * (soft/pgtable_ops.h).
  */
 #ifndef MV_SOFT_STAGE2_INTERNAL_H
 #define MV_SOFT_STAGE2_INTERNAL_H
 
 #include "memvirt/soft_stage2.h"
+#include "soft/pgtable_ops.h"
 
 #include <stddef.h>
 
@@ -42,25 +45,6 @@ static inline bool s2_is_table(mv_pte pte, int level)
 	return level < 3 && (pte & S2_TYPE_MASK) == S2_TYPE_TABLE_PAGE;
 }
 
-/* Bytes the visited entry covers, and the first input address it covers. */
-static inline uint64_t s2_ctx_size(const mv_pgt_ctx *ctx)
-{
-	return mv_pgt_level_size(ctx->pgt, ctx->level);
-}
-
-static inline uint64_t s2_ctx_base(const mv_pgt_ctx *ctx)
-{
-	return ctx->addr & ~(s2_ctx_size(ctx) - 1);
-}
-
-/* Does the entry's range stick out of the walked range? */
-static inline bool s2_ctx_partial(const mv_pgt_ctx *ctx)
-{
-	uint64_t base = s2_ctx_base(ctx);
-
-	return base < ctx->start || base + s2_ctx_size(ctx) > ctx->end;
-}
-
 /* May @level hold a block descriptor with this granule (48-bit OA)? */
 bool s2_block_level(const mv_pgt *pgt, int level);
 /* A block (level < 3) or page (level 3) descriptor for @oa with leaf attributes @attr. */
@@ -72,12 +56,6 @@ mv_pte s2_table_pte(const mv_pgt *pgt, mv_pte *table);
 void s2_tlbi(mv_s2_pgt *s2, uint64_t ipa, uint64_t size);
 /* TLBI the range of the visited entry. */
 void s2_tlbi_ctx(const mv_pgt_ctx *ctx);
-/*
- * Replace ctx->old by @new without a break (an invalid entry, or a change
- * of S2_INPLACE_ATTRS only); the page count follows. False: lost a race
- * (shared walks).
- */
-bool s2_try_set(const mv_pgt_ctx *ctx, mv_pte new);
 /*
  * Break: replace ctx->old by MV_S2_PTE_LOCKED (a CAS in shared walks;
  * false when the entry changed or is already locked), then TLBI its range

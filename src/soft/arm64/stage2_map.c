@@ -25,7 +25,7 @@ static uint64_t pa_at(const map_data *d, uint64_t addr)
 static bool leaf_fits(const mv_pgt_ctx *ctx, const map_data *d)
 {
 	const mv_pgt *pgt = ctx->pgt;
-	uint64_t size = s2_ctx_size(ctx);
+	uint64_t size = mv_pgt_ctx_size(ctx);
 
 	if (ctx->level != pgt->last_level &&
 	    (ctx->level < d->min_level || !s2_block_level(pgt, ctx->level)))
@@ -59,9 +59,9 @@ static mv_pgt_result install_leaf(const mv_pgt_ctx *ctx, mv_pte new)
 	if (old == new)
 		return MV_PGT_OK;
 	if (!s2_valid(old))
-		return s2_try_set(ctx, new) ? MV_PGT_OK : MV_PGT_AGAIN;
+		return mv_pgt_ctx_set(ctx, new) ? MV_PGT_OK : MV_PGT_AGAIN;
 	if (s2_valid(new) && !((old ^ new) & ~S2_INPLACE_ATTRS)) {
-		if (!s2_try_set(ctx, new))
+		if (!mv_pgt_ctx_set(ctx, new))
 			return MV_PGT_AGAIN;
 		if (removes_rights(old, new))
 			s2_tlbi_ctx(ctx);
@@ -79,7 +79,7 @@ static mv_pgt_result install_leaf(const mv_pgt_ctx *ctx, mv_pte new)
 static bool block_agrees(const mv_pgt_ctx *ctx, const map_data *d)
 {
 	mv_pte old = ctx->old;
-	uint64_t oa = mv_s2_pte_oa(old, ctx->pgt->granule_shift) + (ctx->addr - s2_ctx_base(ctx));
+	uint64_t oa = mv_s2_pte_oa(old, ctx->pgt->granule_shift) + (ctx->addr - mv_pgt_ctx_base(ctx));
 
 	return !d->annotation && oa == pa_at(d, ctx->addr) && (old & S2_LEAF_ATTRS) == d->attr;
 }

@@ -10,25 +10,15 @@
 
 /* The input range of the leaves an operation changed, for one final TLBI. */
 typedef struct changed_range {
-	uint64_t lo, hi;        /* hi == 0: nothing changed */
+	mv_pgt_span span;
 	bool mkold;             /* test_clear_young: clear AF */
 	bool young;             /* test_clear_young: a leaf had AF set */
 } changed_range;
 
-static void note_changed(const mv_pgt_ctx *ctx, changed_range *cr)
-{
-	uint64_t base = s2_ctx_base(ctx), end = base + s2_ctx_size(ctx);
-
-	if (!cr->hi || base < cr->lo)
-		cr->lo = base;
-	if (end > cr->hi)
-		cr->hi = end;
-}
-
 static void flush_changed(mv_s2_pgt *s2, const changed_range *cr)
 {
-	if (cr->hi)
-		s2_tlbi(s2, cr->lo, cr->hi - cr->lo);
+	if (cr->span.hi)
+		s2_tlbi(s2, cr->span.lo, cr->span.hi - cr->span.lo);
 }
 
 /*
@@ -43,13 +33,13 @@ static mv_pgt_result wrprotect_visitor(const mv_pgt_ctx *ctx, mv_pgt_visit visit
 	(void)visit;
 	if (!s2_valid(ctx->old) || !(ctx->old & MV_S2_S2AP_W))
 		return MV_PGT_OK;
-	if (s2_ctx_partial(ctx)) {
+	if (mv_pgt_ctx_partial(ctx)) {
 		r = s2_split_entry(ctx);
 		if (r != MV_PGT_NOMEM)
 			return r;
 	}
-	s2_try_set(ctx, ctx->old & ~MV_S2_S2AP_W);
-	note_changed(ctx, ctx->arg);
+	mv_pgt_ctx_set(ctx, ctx->old & ~MV_S2_S2AP_W);
+	mv_pgt_span_add(&((changed_range *)ctx->arg)->span, ctx);
 	return MV_PGT_OK;
 }
 
@@ -79,7 +69,7 @@ static mv_pgt_result update_visitor(const mv_pgt_ctx *ctx, mv_pgt_visit visit)
 		return MV_PGT_AGAIN;
 	if (!s2_valid(ctx->old))
 		return MV_PGT_NOENT;
-	if (new != ctx->old && !s2_try_set(ctx, new))
+	if (new != ctx->old && !mv_pgt_ctx_set(ctx, new))
 		return MV_PGT_AGAIN;
 	u->new = new;
 	return MV_PGT_OK;
@@ -123,19 +113,13 @@ mv_pgt_result mv_s2_mkyoung(mv_s2_pgt *s2, uint64_t ipa, mv_pte *pte, unsigned w
 static mv_pgt_result young_visitor(const mv_pgt_ctx *ctx, mv_pgt_visit visit)
 {
 	changed_range *cr = ctx->arg;
-	mv_pte cur = ctx->old;
 
 	(void)visit;
-	if (!s2_valid(cur) || !(cur & MV_S2_AF))
+	if (!s2_valid(ctx->old) || !(ctx->old & MV_S2_AF))
 		return MV_PGT_OK;
 	cr->young = true;
-	while (cr->mkold && s2_valid(cur) && (cur & MV_S2_AF)) {
-		if (__atomic_compare_exchange_n(ctx->ptep, &cur, cur & ~MV_S2_AF, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			note_changed(ctx, cr);
-			break;
-		}
-	}
+	if (cr->mkold && mv_pgt_ctx_update_bits(ctx, 0, MV_S2_AF))
+		mv_pgt_span_add(&cr->span, ctx);
 	return MV_PGT_OK;
 }
 

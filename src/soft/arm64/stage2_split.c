@@ -7,28 +7,18 @@
 #include "stage2_internal.h"
 
 /*
- * A new table reproducing @old one level down: a block becomes blocks or
- * pages with the same attributes (no Contiguous hint: it described the
- * block's neighbours), an annotation is repeated, 0 gives an empty table.
- * Page count 1 + the entries written. NULL when no memory.
+ * Entry @i of the table reproducing @old one level down: a block becomes
+ * blocks or pages with the same attributes (no Contiguous hint: it
+ * described the block's neighbours), an annotation is repeated.
  */
-static mv_pte *expand(const mv_pgt_ctx *ctx, mv_pte old)
+static mv_pte split_child(const mv_pgt *pgt, mv_pte old, int level, uint64_t i)
 {
-	const mv_pgt *pgt = ctx->pgt;
-	int child_level = ctx->level + 1;
-	uint64_t n = mv_pgt_level_entries(pgt, child_level);
-	uint64_t child_size = mv_pgt_level_size(pgt, child_level);
 	uint64_t oa = mv_s2_pte_oa(old, pgt->granule_shift);
-	uint64_t attr = old & S2_LEAF_ATTRS;
-	mv_pte *table = pgt->mm_ops->zalloc_page(pgt->mm_arg, (size_t)1 << pgt->granule_shift);
 
-	if (!table || !old)
-		return table;
-	for (uint64_t i = 0; i < n; i++) {
-		table[i] = s2_valid(old) ? s2_leaf(pgt, oa + i * child_size, attr, child_level) : old;
-		pgt->mm_ops->get_page(pgt->mm_arg, table);
-	}
-	return table;
+	if (!s2_valid(old))
+		return old;
+	return s2_leaf(pgt, oa + i * mv_pgt_level_size(pgt, level + 1), old & S2_LEAF_ATTRS,
+		       level + 1);
 }
 
 mv_pgt_result s2_split_entry(const mv_pgt_ctx *ctx)
@@ -38,14 +28,13 @@ mv_pgt_result s2_split_entry(const mv_pgt_ctx *ctx)
 
 	if (s2_locked(ctx->old))
 		return MV_PGT_AGAIN;
-	table = expand(ctx, ctx->old);
+	table = mv_pgt_table_build(ctx, split_child);
 	if (!table)
 		return MV_PGT_NOMEM;
 	new = s2_table_pte(ctx->pgt, table);
-	if (!s2_valid(ctx->old)) {
-		if (s2_try_set(ctx, new))
-			return MV_PGT_OK;
-	} else if (s2_try_break(ctx)) {
+	if (!s2_valid(ctx->old))
+		return mv_pgt_ctx_link_table(ctx, table, new);
+	if (s2_try_break(ctx)) {
 		s2_make(ctx, new);
 		return MV_PGT_OK;
 	}

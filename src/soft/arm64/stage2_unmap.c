@@ -17,12 +17,12 @@ static mv_pgt_result unmap_leaf(const mv_pgt_ctx *ctx)
 
 	if (!ctx->old)
 		return MV_PGT_OK;
-	if (s2_ctx_partial(ctx)) {
+	if (mv_pgt_ctx_partial(ctx)) {
 		r = s2_split_entry(ctx);
 		if (r != MV_PGT_NOMEM || !s2_valid(ctx->old))
 			return r;
 	}
-	s2_try_set(ctx, 0);
+	mv_pgt_ctx_set(ctx, 0);
 	if (s2_valid(ctx->old))
 		s2_tlbi_ctx(ctx);
 	return MV_PGT_OK;
@@ -32,11 +32,10 @@ static mv_pgt_result unmap_leaf(const mv_pgt_ctx *ctx)
 static mv_pgt_result unmap_table_post(const mv_pgt_ctx *ctx)
 {
 	const mv_pgt *pgt = ctx->pgt;
-	mv_pte *child = mv_pgt_ctx_table(ctx, ctx->old);
+	mv_pte *child = mv_pgt_ctx_unlink_empty(ctx);
 
-	if (!child || pgt->mm_ops->page_count(pgt->mm_arg, child) != 1)
+	if (!child)
 		return MV_PGT_OK;
-	s2_try_set(ctx, 0);
 	s2_tlbi_ctx(ctx);
 	pgt->mm_ops->put_page(pgt->mm_arg, child);
 	return MV_PGT_OK;
