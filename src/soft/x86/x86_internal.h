@@ -59,6 +59,7 @@ struct mv_x86_vm {
 	pthread_mutex_t vcpus_lock;
 	mv_x86_vcpu **vcpus;
 	unsigned max_vcpus;
+	unsigned created_vcpus;        /* KVM's created_vcpus (never drops on free), under vcpus_lock */
 
 	mv_x86_vm_stats stats;         /* updated with atomics */
 };
