@@ -31,15 +31,42 @@
 
 /* ---- stage 2 ---- */
 
-/* kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for writing. */
+/* The block leaf covering @ipa, if any: its size; 0 for a page or nothing. */
+static uint64_t a64_dirty_block_at(mv_a64_vm *vm, uint64_t ipa)
+{
+	mv_pte pte = 0;
+	int level = 0;
+
+	mv_s2_get_leaf(&vm->s2, ipa, &pte, &level);
+	if (!(pte & MV_S2_VALID) || level >= 3)
+		return 0;
+	return mv_pgt_level_size(&vm->s2.pgt, level);
+}
+
+/*
+ * kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for writing.
+ * KVM's stage2_wp_range protects every leaf the range touches whole; a
+ * block can be touched in part only with INITIALLY_SET (otherwise a dirty
+ * page was written, so its 64-page word is mapped by pages), where the
+ * range is widened to the blocks at its ends, because mv_s2_wrprotect
+ * would split them instead.
+ */
 static void a64_dirty_protect(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
 {
 	mv_a64_vm *vm = arg;
 	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
 	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
+	uint64_t start = first << 12, stop = end << 12, block;
 
-	/* No memory to split a block covered in part: mv_s2_wrprotect protects it whole. */
-	mv_s2_wrprotect(&vm->s2, first << 12, (end - first) << 12);
+	if (vm->dirty_init_set) {
+		block = a64_dirty_block_at(vm, start);
+		if (block)
+			start &= ~(block - 1);
+		block = a64_dirty_block_at(vm, stop - 1);
+		if (block)
+			stop = ((stop - 1) & ~(block - 1)) + block;
+	}
+	mv_s2_wrprotect(&vm->s2, start, stop - start);
 	/* Blocks were not split when logging started: split those under the mask (best effort). */
 	if (vm->dirty_init_set && vm->split_chunk)
 		mv_s2_split(&vm->s2, first << 12, (end - first) << 12);
