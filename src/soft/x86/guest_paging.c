@@ -8,13 +8,14 @@
  * a not-present #PF, a present entry with a reserved bit with an RSVD #PF
  * (reserved bits are not checked in non-present entries, SDM 4.7); the
  * rights of all entries are then checked together (SDM 4.6). Only when
- * the access is allowed are the flags set (SDM 4.8): A in every entry
- * used, top-down, and D in the final entry for a write, each by one
- * compare-and-swap of the entry as it was read, so an entry that changed
- * meanwhile restarts the walk (KVM's update_accessed_dirty_bits). A fault
- * sets no flag, as in KVM (Vol. 3A 6.15 notes that IA-32 processors may
- * set a PDE's A flag on a protection fault; nothing architectural relies
- * on it). Flags set before an EPT stop on a later A/D write stay set.
+ * the access is allowed are flags set, as KVM's walker does: A in every
+ * entry used and D in the final entry for a write (SDM 4.8), top-down,
+ * each by one compare-and-swap of the entry as it was read, so an entry
+ * that changed meanwhile restarts the walk (update_accessed_dirty_bits).
+ * Hardware may do more on a fault (the #PF reference, Vol. 3A 6.15, says a
+ * PDE's A flag is set on a protection fault, the PTE's being model
+ * specific); this walk sets nothing then. Flags set before an EPT stop on
+ * a later A/D write stay set.
  */
 #include "soft/x86/guest_paging.h"
 

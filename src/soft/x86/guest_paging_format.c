@@ -67,7 +67,10 @@ uint64_t x86_gp_entry_gpa(const x86_gp_geom *g, uint64_t table, uint64_t gva, in
 
 uint64_t x86_gp_root(const x86_gp_geom *g, uint64_t cr3)
 {
-	/* 32-bit paging: CR3[31:12]; 4/5-level: CR3[M-1:12] (Tables 4-3, 4-12). */
+	/*
+	 * 32-bit paging: CR3[31:12]; 4/5-level: CR3[M-1:12] (Tables 4-3, 4-12).
+	 * The other bits are flags, a PCID, or bits MOV to CR3 refuses.
+	 */
 	unsigned hi = g->mode == X86_GP_32 ? 31 : g->maxphy - 1;
 
 	return cr3 & x86_gp_bits(hi, 12);

@@ -7,6 +7,11 @@
  * stacks) are not modelled. SMAP is applied with EFLAGS.AC = 0, so it
  * forbids every supervisor data access to a user-mode address. Protection
  * keys (CR4.PKE / PKS) are not modelled: PK is never reported.
+ *
+ * I/D follows the SDM, which reports it for a fetch only under CR4.SMEP or
+ * CR4.PAE with EFER.NXE. KVM's own walker (FNAME(walk_addr_generic), used
+ * when it emulates) tests EFER.NXE alone, so under 32-bit paging with
+ * NXE = 1 it would set I/D where the processor does not.
  */
 #include "soft/x86/guest_paging.h"
 
