@@ -1,0 +1,620 @@
+/*
+ * The x86 soft VM: its configuration, memslots with KVM/x86's prepare and
+ * commit hooks (kvm_arch_prepare_memory_region, kvm_arch_commit_memory_region
+ * -> kvm_mmu_slot_apply_flags), the EPT and its INVEPT broadcast, dirty
+ * logging (bitmaps or rings) over soft_dirty.h, the MMU notifier and
+ * ageing, buses, stats and switches.
+ *
+ * Logging on a slot (FLAGS_ONLY turning HV_MEM_LOG_DIRTY_PAGES on, not
+ * read-only), as kvm_mmu_slot_apply_flags without PML:
+ *  - manual protect with INITIALLY_SET: nothing now (every page counts as
+ *    dirty; pages are protected when user space clears them);
+ *  - otherwise huge pages are split to 4 KiB at once unless cfg.lazy_split
+ *    (eager_page_split; a lazily kept huge page is write-protected whole and
+ *    split by the write fault), then every leaf of the slot loses W.
+ * Logging off: nothing. KVM recovers huge pages at that point
+ * (kvm_mmu_recover_huge_pages, formerly zapping collapsible SPTEs); here
+ * the 4 KiB mappings stay until something zaps them, after which faults
+ * map huge pages again.
+ */
+#include "soft/soft_notifier.h"
+#include "soft/x86/x86_internal.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#define X86_DEFAULT_MAX_VCPUS 64u
+#define X86_NR_AS_MAX 2u                  /* KVM_ADDRESS_SPACE_NUM: normal and SMM */
+#define X86_MIN_MAXPHYADDR 32u
+#define X86_MAX_MAXPHYADDR 52u
+
+/* ---- configuration ---- */
+
+/*
+ * MAXPHYADDR of this host: CPUID.80000008H:EAX[7:0] (SDM Vol. 2A, CPUID);
+ * 36 when the leaf is missing (SDM Vol. 3A 4.1.4, PAE-capable processors).
+ */
+static unsigned x86_host_maxphyaddr(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned eax, ebx, ecx, edx;
+
+	if (__get_cpuid(0x80000008u, &eax, &ebx, &ecx, &edx))
+		return eax & 0xffu;
+	return 36;
+#else
+	return 48;     /* no CPUID: the common 48-bit physical address size */
+#endif
+}
+
+/* @cfg with every default resolved, or -EINVAL with a sentence. */
+static int x86_vm_config(const mv_x86_vm_config *cfg, mv_x86_vm_config *out, mv_error *err)
+{
+	*out = *cfg;
+	out->ept_levels = cfg->ept_levels ? cfg->ept_levels : 4;
+	out->host_maxphyaddr = cfg->host_maxphyaddr ? cfg->host_maxphyaddr : x86_host_maxphyaddr();
+	out->guest_maxphyaddr = cfg->guest_maxphyaddr ? cfg->guest_maxphyaddr : out->host_maxphyaddr;
+	out->nr_as = cfg->nr_as ? cfg->nr_as : 1;
+	out->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : X86_DEFAULT_MAX_VCPUS;
+	if (out->ept_levels != 4 && out->ept_levels != 5)
+		return mv_error_set(err, -EINVAL, "EPT with %u levels does not exist: use 4 or 5",
+				    out->ept_levels);
+	if (out->host_maxphyaddr < X86_MIN_MAXPHYADDR || out->host_maxphyaddr > X86_MAX_MAXPHYADDR)
+		return mv_error_set(err, -EINVAL, "host MAXPHYADDR %u is outside 32..52 bits",
+				    out->host_maxphyaddr);
+	if (out->guest_maxphyaddr < X86_MIN_MAXPHYADDR ||
+	    out->guest_maxphyaddr > out->host_maxphyaddr)
+		return mv_error_set(err, -EINVAL,
+				    "guest MAXPHYADDR %u must be between 32 and the host's %u bits",
+				    out->guest_maxphyaddr, out->host_maxphyaddr);
+	if (out->nr_as > X86_NR_AS_MAX)
+		return mv_error_set(err, -EINVAL, "nr_as %u is above x86's %u address spaces",
+				    out->nr_as, X86_NR_AS_MAX);
+	if (out->nr_slots > MV_MEMSLOT_SLOTS_NUM)
+		return mv_error_set(err, -EINVAL, "nr_slots %u is above KVM's %u slots per address space",
+				    out->nr_slots, MV_MEMSLOT_SLOTS_NUM);
+	return 0;
+}
+
+/* ---- INVEPT ---- */
+
+/*
+ * INVEPT single-context, broadcast: every vCPU TLB drops the translations
+ * whose GPA is in the range. Each flush waits for the access its vCPU has
+ * in flight (the TLB lock). Called with mmu_lock held, never with
+ * vcpus_lock or a TLB lock.
+ */
+static void x86_vm_invept(void *arg, uint64_t gpa, uint64_t size)
+{
+	mv_x86_vm *vm = arg;
+
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (unsigned i = 0; i < vm->max_vcpus; i++)
+		if (vm->vcpus[i])
+			mv_tlb_flush_ipa(vm->vcpus[i]->tlb, X86_TLB_TAG, gpa, size);
+	pthread_mutex_unlock(&vm->vcpus_lock);
+}
+
+/* ---- memslots: kvm_arch_prepare/commit_memory_region ---- */
+
+/*
+ * A created or moved slot must end at or below the host's MAXPHYADDR
+ * (kvm_mmu_max_gfn: EPT cannot map more) and gets its metadata
+ * (kvm_alloc_memslot_metadata); FLAGS_ONLY keeps the old one. A bitmap
+ * allocated for a slot that starts logging is all set with INITIALLY_SET
+ * (kvm_prepare_memory_region).
+ */
+static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_memslot *old,
+			       mv_memslot *new)
+{
+	mv_x86_vm *vm = arg;
+	int r;
+
+	if (change == MV_MR_DELETE)
+		return 0;
+	if ((change == MV_MR_CREATE || change == MV_MR_MOVE) &&
+	    new->base_gfn + new->npages - 1 > vm->max_gfn)
+		return -EINVAL;
+	if (change == MV_MR_CREATE || change == MV_MR_MOVE) {
+		r = x86_slot_arch_alloc(vm, new);
+		if (r)
+			return r;
+	}
+	if (vm->init_set)
+		mv_dirty_init_set(old, new);
+	return 0;
+}
+
+/* Count the huge leaves the walk visits. */
+static mv_pgt_result x86_vm_count_huge(const mv_pgt_ctx *ctx, mv_pgt_visit visit)
+{
+	uint64_t *n = ctx->arg;
+
+	(void)visit;
+	if (ctx->level < ctx->pgt->last_level && mv_ept_is_present(ctx->old))
+		(*n)++;
+	return MV_PGT_OK;
+}
+
+/*
+ * kvm_mmu_try_split_huge_pages: split the huge pages of @slot's gfns
+ * [gfn, gfn_end) to 4 KiB, counting them, and let the rmap see the new
+ * leaves (mmu_lock held for writing). Best effort: without memory the
+ * huge pages stay and are write-protected whole.
+ */
+static void x86_vm_eager_split(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn,
+			       uint64_t gfn_end)
+{
+	uint64_t n = 0;
+	mv_pgt_walker count = { .cb = x86_vm_count_huge, .arg = &n, .flags = MV_PGT_VISIT_LEAF };
+
+	mv_pgt_walk(&vm->ept.pgt, gfn << 12, (gfn_end - gfn) << 12, &count);
+	if (!n)
+		return;
+	mv_ept_split(&vm->ept, gfn << 12, (gfn_end - gfn) << 12);
+	x86_rmap_drop_range(vm, slot, gfn, gfn_end);
+	__atomic_add_fetch(&vm->stats.eager_splits, n, __ATOMIC_RELAXED);
+}
+
+/* kvm_mmu_slot_apply_flags for a slot that started logging (mmu_lock held for writing). */
+static void x86_vm_start_logging(mv_x86_vm *vm, const mv_memslot *slot)
+{
+	/* Initially-all-set: every page is already dirty, nothing to protect. */
+	if (vm->init_set)
+		return;
+	if (!vm->cfg.lazy_split)
+		x86_vm_eager_split(vm, slot, slot->base_gfn, slot->base_gfn + slot->npages);
+	mv_ept_wrprotect(&vm->ept, slot->base_gfn << 12, slot->npages << 12);
+}
+
+/*
+ * A deleted or moved slot loses its mappings and rmap entries
+ * (kvm_arch_flush_shadow_memslot) and its metadata; a slot whose logging
+ * changed gets kvm_mmu_slot_apply_flags. Faults are kept out by slots_lock.
+ */
+static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_memslot *old,
+			       const mv_memslot *new)
+{
+	mv_x86_vm *vm = arg;
+
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	if (change == MV_MR_DELETE || change == MV_MR_MOVE) {
+		mv_ept_zap(&vm->ept, old->base_gfn << 12, old->npages << 12);
+		x86_rmap_drop_range(vm, old, old->base_gfn, old->base_gfn + old->npages);
+		x86_slot_arch_free(vm, old->arch);
+	}
+	if (change == MV_MR_FLAGS_ONLY && !(new->flags & HV_MEM_READONLY) &&
+	    ((old->flags ^ new->flags) & HV_MEM_LOG_DIRTY_PAGES) &&
+	    (new->flags & HV_MEM_LOG_DIRTY_PAGES))
+		x86_vm_start_logging(vm, new);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+int mv_x86_vm_set_memslot(mv_x86_vm *vm, const hv_memslot *m)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	r = mv_memslots_set(vm->slots, m);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+/* ---- dirty logging ---- */
+
+/*
+ * kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for
+ * writing: with INITIALLY_SET the huge pages from the first to the last
+ * masked page are split first (unless lazy; a huge page kept is
+ * write-protected whole below, as mv_ept_wrprotect protects a huge page it
+ * covers in part); then the masked pages lose W, one EPT range per run of
+ * set bits.
+ */
+static void x86_protect_held(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	mv_x86_vm *vm = arg;
+	uint64_t base = slot->base_gfn + offset;
+
+	if (vm->init_set && !vm->cfg.lazy_split)
+		x86_vm_eager_split(vm, slot, base + (uint64_t)__builtin_ctzll(mask),
+				   base + 64 - (uint64_t)__builtin_clzll(mask));
+	while (mask) {
+		unsigned start = (unsigned)__builtin_ctzll(mask);
+		uint64_t rest = ~(mask >> start);
+		unsigned run = rest ? (unsigned)__builtin_ctzll(rest) : 64;
+
+		mv_ept_wrprotect(&vm->ept, (base + start) << 12, (uint64_t)run << 12);
+		mask = start + run >= 64 ? 0 : mask & (~0ull << (start + run));
+	}
+}
+
+/* The same taking mmu_lock itself (ring resets: KVM locks per coalesced batch). */
+void x86_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	mv_x86_vm *vm = arg;
+
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	x86_protect_held(vm, slot, offset, mask);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+}
+
+void x86_mark_page_dirty(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn)
+{
+	if (!(slot->flags & HV_MEM_LOG_DIRTY_PAGES))
+		return;
+	/*
+	 * Cannot fail: a vCPU enters the guest below the soft limit, and one
+	 * access marks a few pages (its two pages and guest table pages),
+	 * far fewer than the entries the limit keeps free.
+	 */
+	if (vcpu && vcpu->ring)
+		(void)mv_dirty_ring_push(vcpu->ring, HV_SLOT(slot->as_id, slot->id),
+					 gfn - slot->base_gfn);
+	else
+		mv_memslot_mark_dirty(slot, gfn);
+}
+
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: INITIALLY_SET only together with ENABLE. */
+int mv_x86_vm_enable_manual_dirty_protect(mv_x86_vm *vm, uint32_t flags)
+{
+	uint32_t allowed = HV_DIRTY_PROTECT_ENABLE;
+
+	if (flags & HV_DIRTY_PROTECT_ENABLE)
+		allowed |= HV_DIRTY_PROTECT_INIT_SET;
+	if (flags & ~allowed)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->manual_protect = flags & HV_DIRTY_PROTECT_ENABLE;
+	vm->init_set = flags & HV_DIRTY_PROTECT_INIT_SET;
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return 0;
+}
+
+/* KVM holds mmu_lock for writing across a whole get (or clear) that re-protects. */
+int mv_x86_vm_get_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t *bitmap)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (vm->ring_entries) {
+		r = -ENXIO;
+	} else if (vm->manual_protect) {
+		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, x86_protect_held, vm);
+	} else {
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, x86_protect_held, vm);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+int mv_x86_vm_clear_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t first_page,
+			      uint32_t num_pages, const uint64_t *bitmap)
+{
+	int r = -ENXIO;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (!vm->ring_entries) {
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, bitmap,
+				       x86_protect_held, vm);
+		pthread_rwlock_unlock(&vm->mmu_lock);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+/*
+ * kvm_vm_ioctl_enable_dirty_log_ring, in entries rather than bytes: the
+ * size rules of mv_dirty_ring_check_entries, once (-EINVAL the second
+ * time), before any vCPU was created (-EINVAL). Slots that start logging
+ * from now on get no bitmaps (kvm_use_dirty_bitmap).
+ */
+int mv_x86_vm_enable_dirty_ring(mv_x86_vm *vm, uint32_t entries)
+{
+	int r = mv_dirty_ring_check_entries(entries);
+
+	if (r)
+		return r;
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->ring_entries || vm->created_vcpus) {
+		r = -EINVAL;
+	} else {
+		vm->ring_entries = entries;
+		mv_memslots_set_dirty_bitmap(vm->slots, false);
+	}
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
+/*
+ * KVM_RESET_DIRTY_RINGS: every vCPU's harvested entries re-protected and
+ * recycled. slots_lock (read) keeps vCPUs from being freed meanwhile
+ * (mv_x86_vcpu_free takes it for writing); vcpus_lock cannot be held
+ * because the re-protection takes mmu_lock.
+ */
+int mv_x86_vm_dirty_rings_reset(mv_x86_vm *vm)
+{
+	int n = 0;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	if (!vm->ring_entries)
+		n = -EINVAL;
+	for (unsigned i = 0; i < vm->max_vcpus && n >= 0; i++) {
+		mv_x86_vcpu *v;
+
+		pthread_mutex_lock(&vm->vcpus_lock);
+		v = vm->vcpus[i];
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		if (v)
+			n += mv_dirty_ring_reset(v->ring, vm->slots, x86_protect_masked, vm);
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return n;
+}
+
+/* ---- MMU notifier ---- */
+
+/* kvm_unmap_gfn_range for one slot's part of an invalidated host range. */
+static void x86_vm_unmap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+			      uint64_t gfn_end)
+{
+	mv_x86_vm *vm = arg;
+
+	mv_ept_zap(&vm->ept, gfn_start << 12, (gfn_end - gfn_start) << 12);
+	x86_rmap_drop_range(vm, slot, gfn_start, gfn_end);
+}
+
+/* The VM's MMU-notifier state as the shared bookkeeping (soft/soft_notifier.h) sees it. */
+static soft_notifier x86_vm_notifier(mv_x86_vm *vm)
+{
+	return (soft_notifier){
+		.slots_lock = &vm->slots_lock,
+		.mmu_lock = &vm->mmu_lock,
+		.slots = vm->slots,
+		.seq = &vm->mmu_invalidate_seq,
+		.in_progress = &vm->mmu_invalidate_in_progress,
+		.gfn_start = &vm->mmu_invalidate_gfn_start,
+		.gfn_end = &vm->mmu_invalidate_gfn_end,
+		.unmap = x86_vm_unmap_slot,
+		.arg = vm,
+	};
+}
+
+void mv_x86_vm_invalidate_range_start(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	soft_notifier n = x86_vm_notifier(vm);
+
+	soft_notifier_range_start(&n, hva_start, hva_end);
+}
+
+void mv_x86_vm_invalidate_range_end(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	soft_notifier n = x86_vm_notifier(vm);
+
+	(void)hva_start;
+	(void)hva_end;
+	soft_notifier_range_end(&n);
+}
+
+uint64_t mv_x86_vm_invalidate_seq(mv_x86_vm *vm)
+{
+	return soft_notifier_seq(&vm->mmu_invalidate_seq);
+}
+
+bool x86_invalidate_retry(mv_x86_vm *vm, uint64_t seq, uint64_t gfn)
+{
+	soft_notifier n = x86_vm_notifier(vm);
+
+	return soft_notifier_retry(&n, seq, gfn, gfn + 1);
+}
+
+/* kvm_age_gfn / kvm_test_age_gfn for one slot's part of the range. */
+static bool x86_vm_test_young_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+				   uint64_t gfn_end)
+{
+	mv_x86_vm *vm = arg;
+
+	(void)slot;
+	return mv_ept_test_clear_young(&vm->ept, gfn_start << 12, (gfn_end - gfn_start) << 12, false);
+}
+
+static bool x86_vm_clear_young_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+				    uint64_t gfn_end)
+{
+	mv_x86_vm *vm = arg;
+	bool young = mv_ept_test_clear_young(&vm->ept, gfn_start << 12, (gfn_end - gfn_start) << 12,
+					     true);
+
+	if (young && !vm->ept.ad)
+		x86_rmap_drop_range(vm, slot, gfn_start, gfn_end);
+	return young;
+}
+
+bool mv_x86_vm_test_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	soft_notifier n = x86_vm_notifier(vm);
+
+	return soft_notifier_for_each(&n, hva_start, hva_end, x86_vm_test_young_slot, vm);
+}
+
+/*
+ * kvm_mmu_notifier_clear_young. Without EPT A/D flags young leaves are
+ * zapped (soft_ept.h), so the rmap re-reads the range.
+ */
+bool mv_x86_vm_clear_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
+{
+	soft_notifier n = x86_vm_notifier(vm);
+
+	return soft_notifier_for_each(&n, hva_start, hva_end, x86_vm_clear_young_slot, vm);
+}
+
+/* ---- creation ---- */
+
+/* Undo x86_vm_init_parts; safe on a partly built VM. */
+static void x86_vm_free_parts(mv_x86_vm *vm)
+{
+	mv_iobus_free(vm->pio_bus);
+	mv_iobus_free(vm->mmio_bus);
+	mv_memslots_free(vm->slots);
+	mv_pgt_pool_free(vm->pool);
+	if (vm->own_host)
+		mv_soft_host_free(vm->host);
+	mv_free(vm->alloc, vm->vcpus);
+	pthread_mutex_destroy(&vm->vcpus_lock);
+	pthread_rwlock_destroy(&vm->mmu_lock);
+	pthread_rwlock_destroy(&vm->slots_lock);
+	mv_free(vm->alloc, vm);
+}
+
+/* Everything but the EPT: what the config does not provide is owned. */
+static int x86_vm_init_parts(mv_x86_vm *vm)
+{
+	mv_memslots_config mcfg = {
+		.nr_as = vm->cfg.nr_as,
+		.nr_slots = vm->cfg.nr_slots,
+		.dirty_bitmap = true,
+		.arch_prepare = x86_vm_arch_prepare,
+		.arch_commit = x86_vm_arch_commit,
+		.arg = vm,
+		.alloc = vm->alloc,
+	};
+	int r;
+
+	vm->vcpus = mv_zalloc(vm->alloc, vm->max_vcpus * sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	vm->host = vm->cfg.host;
+	if (!vm->host) {
+		r = mv_soft_host_new(vm->alloc, &vm->host);
+		if (r)
+			return r;
+		vm->own_host = true;
+	}
+	if (!vm->cfg.mm_ops) {
+		r = mv_pgt_pool_new(vm->alloc, &vm->pool);
+		if (r)
+			return r;
+	}
+	r = mv_memslots_new(&mcfg, &vm->slots);
+	if (r)
+		return r;
+	r = mv_iobus_new(vm->alloc, &vm->mmio_bus);
+	if (r)
+		return r;
+	return mv_iobus_new(vm->alloc, &vm->pio_bus);
+}
+
+int mv_x86_vm_new(const mv_x86_vm_config *cfg, mv_x86_vm **out, mv_error *err)
+{
+	static const mv_x86_vm_config defaults;
+	mv_x86_vm_config c;
+	mv_x86_vm *vm;
+	int r;
+
+	r = x86_vm_config(cfg ? cfg : &defaults, &c, err);
+	if (r)
+		return r;
+	vm = mv_zalloc(c.alloc ? c.alloc : mv_allocator_libc(), sizeof(*vm));
+	if (!vm)
+		return mv_error_set(err, -ENOMEM, "out of memory for the x86 VM");
+	vm->alloc = c.alloc ? c.alloc : mv_allocator_libc();
+	vm->cfg = c;
+	vm->max_gfn = (1ull << (c.host_maxphyaddr - 12)) - 1;
+	vm->guest_max_gfn = (1ull << (c.guest_maxphyaddr - 12)) - 1;
+	vm->max_vcpus = c.max_vcpus;
+	pthread_rwlock_init(&vm->slots_lock, NULL);
+	pthread_rwlock_init(&vm->mmu_lock, NULL);
+	pthread_mutex_init(&vm->vcpus_lock, NULL);
+	r = x86_vm_init_parts(vm);
+	if (!r) {
+		const mv_pgt_mm_ops *mm = c.mm_ops ? c.mm_ops : mv_pgt_pool_mm_ops();
+		void *mm_arg = c.mm_ops ? c.mm_arg : vm->pool;
+
+		r = mv_ept_init(&vm->ept, c.ept_levels, !c.no_ept_ad, mm, mm_arg, x86_vm_invept, vm);
+	}
+	if (r) {
+		x86_vm_free_parts(vm);
+		return mv_error_set(err, r, "cannot create the x86 VM: %s",
+				    r == -ENOMEM ? "out of memory" : "bad configuration");
+	}
+	*out = vm;
+	return 0;
+}
+
+/* The slots' metadata (the set frees slots without the arch hooks). */
+static void x86_vm_free_slot_arch(mv_x86_vm *vm)
+{
+	for (unsigned as = 0; as < vm->cfg.nr_as; as++)
+		for (size_t i = 0; i < mv_memslots_count(vm->slots, as); i++)
+			x86_slot_arch_free(vm, mv_memslots_at(vm->slots, as, i)->arch);
+}
+
+void mv_x86_vm_free(mv_x86_vm *vm)
+{
+	if (!vm)
+		return;
+	mv_ept_destroy(&vm->ept);
+	x86_vm_free_slot_arch(vm);
+	x86_vm_free_parts(vm);
+}
+
+/* ---- switches, parts and stats ---- */
+
+/* Under slots_lock for writing: a fault in flight sees one setting. */
+void mv_x86_vm_set_fault_hook(mv_x86_vm *vm, void (*fn)(void *arg, mv_x86_vcpu *vcpu, uint64_t gpa),
+			      void *arg)
+{
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	vm->fault_hook = fn;
+	vm->fault_hook_arg = arg;
+	pthread_rwlock_unlock(&vm->slots_lock);
+}
+
+mv_iobus *mv_x86_vm_mmio_bus(mv_x86_vm *vm)
+{
+	return vm->mmio_bus;
+}
+
+mv_iobus *mv_x86_vm_pio_bus(mv_x86_vm *vm)
+{
+	return vm->pio_bus;
+}
+
+mv_soft_host *mv_x86_vm_host(mv_x86_vm *vm)
+{
+	return vm->host;
+}
+
+mv_ept *mv_x86_vm_ept(mv_x86_vm *vm)
+{
+	return &vm->ept;
+}
+
+static uint64_t x86_stat(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+void mv_x86_vm_get_stats(mv_x86_vm *vm, mv_x86_vm_stats *st)
+{
+	const mv_x86_vm_stats *s = &vm->stats;
+
+	st->faults = x86_stat(&s->faults);
+	st->fast_fixed = x86_stat(&s->fast_fixed);
+	for (unsigned i = 0; i < 4; i++)
+		st->mapped[i] = x86_stat(&s->mapped[i]);
+	st->prefetched = x86_stat(&s->prefetched);
+	st->mmio_sptes = x86_stat(&s->mmio_sptes);
+	st->mmio_fast = x86_stat(&s->mmio_fast);
+	st->mmio_stale = x86_stat(&s->mmio_stale);
+	st->retries = x86_stat(&s->retries);
+	st->nx_splits = x86_stat(&s->nx_splits);
+	st->eager_splits = x86_stat(&s->eager_splits);
+}
