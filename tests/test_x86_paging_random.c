@@ -8,7 +8,9 @@
  * registers with mv_x86_load_pdptrs from a random PDPT. Then random
  * accesses (read / write / fetch at CPL 0..3 under random CR0.WP,
  * CR4.PSE / SMEP / SMAP and EFER.NXE, sometimes with a table page whose
- * reads or writes EPT stops) run through mv_x86_guest_walk on one copy of
+ * reads or writes EPT stops, or with a racing writer that sets A or
+ * clears P in the entry of the first compare-and-swap, making the walk
+ * restart) run through mv_x86_guest_walk on one copy of
  * memory and through a deliberately naive walker written here, from the
  * SDM's wording, on another copy. They must agree on the outcome (GPA,
  * page size, rights, #PF and its error code, #GP, EPT stop), and both
@@ -51,6 +53,9 @@ typedef struct mem {
 	uint64_t stop_read, stop_write;    /* a page whose reads / writes are stopped, or ~0 */
 	uint64_t written[16];              /* GPAs compare-and-swapped by the library */
 	unsigned nwritten;
+	/* A racing writer at the first compare-and-swap: OR @race_or, clear @race_clear. */
+	uint64_t race_or, race_clear, race_gpa;
+	bool race_armed, race_done;
 } mem;
 
 static uint64_t ld(const mem *m, uint64_t gpa, unsigned size)
@@ -96,6 +101,12 @@ static int lib_cmpxchg(void *arg, uint64_t gpa, uint64_t old, uint64_t new)
 		return STOP_WRITE_RC;
 	assert_true(m->nwritten < 16);
 	m->written[m->nwritten++] = gpa;
+	if (m->race_armed) {
+		m->race_armed = false;
+		m->race_done = true;
+		m->race_gpa = gpa;
+		st(m, gpa, 8, (ld(m, gpa, 8) | m->race_or) & ~m->race_clear);
+	}
 	if (ld(m, gpa, 8) != old)
 		return -EAGAIN;
 	st(m, gpa, 8, new);
@@ -413,6 +424,9 @@ static void naive_walk(mem *m, const regs *r, enum mode mode, uint64_t gva, mv_x
 /* ------------------------------------------------------------------ */
 /* Worlds                                                               */
 
+/* Outcome counters, printed and required nonzero over a full run. */
+enum { ST_OK, ST_PF, ST_RSVD, ST_GP, ST_STOP, ST_STOPW, ST_EINVAL, ST_LARGE, ST_RACE, ST_COUNT };
+
 typedef struct world {
 	uint64_t rng;
 	enum mode mode;
@@ -424,10 +438,8 @@ typedef struct world {
 	uint64_t tables[TARGETS][5];       /* the table pages on each target's path */
 	unsigned ntables[TARGETS];
 	unsigned ntargets;
-	unsigned long stats[8];
+	unsigned long stats[ST_COUNT];
 } world;
-
-enum { ST_OK, ST_PF, ST_RSVD, ST_GP, ST_STOP, ST_STOPW, ST_EINVAL, ST_LARGE };
 
 static uint64_t rnd(world *w, uint64_t n)
 {
@@ -779,12 +791,23 @@ static bool one_access(world *w, uint64_t seed, unsigned wi, unsigned ai)
 	w->b.stop_read = w->a.stop_read;
 	w->b.stop_write = w->a.stop_write;
 	w->a.nwritten = 0;
+	/* Both bit 5 (A) and bit 0 (P) of both halves: 32-bit entries are 4 bytes. */
+	w->a.race_armed = chance(w, 8);
+	w->a.race_done = false;
+	w->a.race_or = chance(w, 50) ? 0x0000002000000020ull : 0;
+	w->a.race_clear = w->a.race_or ? 0 : 0x0000000100000001ull;
 
 	p = (mv_x86_paging){ .cr0 = r.cr0, .cr3 = r.cr3, .cr4 = r.cr4, .efer = r.efer,
 			     .maxphyaddr = r.maxphy };
 	memcpy(p.pdptr, r.pdptr, sizeof(p.pdptr));
 	rc = mv_x86_guest_walk(&p, gva, acc, cpl, &lib_ops, &w->a, &lw);
 	lib_outcome(&lw, rc, &lo);
+	/* The race happened before anything was written: the naive walker starts after it. */
+	w->a.race_armed = false;
+	if (w->a.race_done) {
+		st(&w->b, w->a.race_gpa, 8, (ld(&w->b, w->a.race_gpa, 8) | w->a.race_or) & ~w->a.race_clear);
+		w->stats[ST_RACE]++;
+	}
 	naive_walk(&w->b, &r, w->mode, gva, acc, cpl, &no, path, &npath);
 	count(w, &no);
 
@@ -838,7 +861,7 @@ static void test_random_walks(void **state)
 {
 	uint64_t seed = tu_seed(0x9a61);
 	const char *only = getenv("MV_WORLD");
-	unsigned long totals[8] = { 0 };
+	unsigned long totals[ST_COUNT] = { 0 };
 	world *w = *state;
 
 	printf("test_x86_paging_random: seed %" PRIu64 " (MV_SEED=%" PRIu64 " replays)\n", seed, seed);
@@ -854,16 +877,16 @@ static void test_random_walks(void **state)
 			if (!one_access(w, seed, wi, ai))
 				fail_msg("the library and the naive walker disagree (see above)");
 		assert_memory_equal(w->a.b, w->b.b, MEM_SIZE);
-		for (unsigned i = 0; i < 8; i++)
+		for (unsigned i = 0; i < ST_COUNT; i++)
 			totals[i] += w->stats[i];
 	}
 	printf("# outcomes: %lu 4K, %lu large, %lu #PF, %lu #PF RSVD, %lu #GP, %lu read stops, "
-	       "%lu A/D stops, %lu EINVAL\n",
+	       "%lu A/D stops, %lu EINVAL; %lu raced\n",
 	       totals[ST_OK], totals[ST_LARGE], totals[ST_PF], totals[ST_RSVD], totals[ST_GP],
-	       totals[ST_STOP], totals[ST_STOPW], totals[ST_EINVAL]);
+	       totals[ST_STOP], totals[ST_STOPW], totals[ST_EINVAL], totals[ST_RACE]);
 	/* Every kind of outcome must have been exercised by a full run. */
 	if (!only)
-		for (unsigned i = 0; i < 8; i++)
+		for (unsigned i = 0; i < ST_COUNT; i++)
 			assert_true(totals[i] > 0);
 }
 
