@@ -100,8 +100,8 @@ typedef enum mv_x86_acc {
  * How the guest walk reaches paging structures: every read of an entry
  * and every A/D update is a GPA access through EPT. Both see an 8-byte
  * aligned @gpa and the little-endian 64-bit value there (32-bit paging's
- * 4-byte entries are read and swapped inside the aligned 8 bytes that
- * hold them, so an access never crosses a page).
+ * 4-byte entries are read and compared-and-swapped as the aligned 8 bytes
+ * that hold them, so an access never crosses a page).
  * @read: 0 with *val, a positive "EPT stopped this access" (the engine
  * then reports an EPT violation with GVA_TRANSLATED = 0), or a negative
  * errno. @cmpxchg: atomically replace @old by @new: 0 done, -EAGAIN when
@@ -155,10 +155,10 @@ typedef struct mv_x86_walk {
  * every entry used and D in the final entry for a write, each by one
  * @cmpxchg. Non-canonical @gva (4/5-level) -> w->gp, nothing read.
  * Returns 0 with *w filled, -EINVAL for a state the processor cannot be
- * in (cpl > 3, EFER.LMA without CR0.PG and CR4.PAE, maxphyaddr outside
- * 32..52, gva above 4 GiB in 32-bit / PAE paging, a present PDPTE
- * register with a reserved bit), -EAGAIN after MV_X86_WALK_MAX_RESTARTS
- * restarts, or a negative errno from @ops.
+ * in (cpl > 3, @acc not an mv_x86_acc, EFER.LMA without CR0.PG and
+ * CR4.PAE, maxphyaddr outside 32..52, gva above 4 GiB in 32-bit / PAE
+ * paging, a present PDPTE register with a reserved bit), -EAGAIN after
+ * MV_X86_WALK_MAX_RESTARTS restarts, or a negative errno from @ops.
  */
 int mv_x86_guest_walk(const mv_x86_paging *paging, uint64_t gva, mv_x86_acc acc, unsigned cpl,
 		      const mv_x86_pt_ops *ops, void *arg, mv_x86_walk *w);
@@ -169,6 +169,7 @@ int mv_x86_guest_walk(const mv_x86_paging *paging, uint64_t gva, mv_x86_acc acc,
  * allowed, else the #PF error code (PRESENT | W/R | U/S | I/D). The walk
  * applies it after its last level; a cached translation (TLB hit) must
  * apply it again, as the answer depends on CPL, CR0.WP and CR4.SMEP/SMAP.
+ * Paging off (CR0.PG = 0): always 0.
  */
 uint64_t mv_x86_rights_fault(const mv_x86_paging *paging, const mv_x86_walk *w, mv_x86_acc acc,
 			     unsigned cpl);
