@@ -12,7 +12,9 @@
  *   write-protect of the range from the first to the last page of a
  *   64-page mask, plus a split of that range with INITIALLY_SET and eager
  *   splitting. Gets and clears hold mmu_lock for writing across the whole
- *   bitmap, ring resets take it per batch, as KVM.
+ *   bitmap and invalidate the TLBs once at the end (KVM's
+ *   kvm_arch_flush_remote_tlbs_memslot); ring resets take the lock per
+ *   batch, as KVM, and invalidate per batch (the lock is dropped between).
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (kvm_dirty_ring_check_request).
@@ -126,6 +128,51 @@ void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *n
 		mv_dirty_init_set(old, new);
 }
 
+/* The range the stage-2 operations of one get / clear asked to invalidate. */
+typedef struct a64_tlbi_batch {
+	uint64_t start, end;
+} a64_tlbi_batch;
+
+static void a64_dirty_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
+{
+	a64_tlbi_batch *b = arg;
+
+	if (ipa < b->start)
+		b->start = ipa;
+	if (ipa + size > b->end)
+		b->end = ipa + size;
+}
+
+/*
+ * mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, with
+ * mmu_lock held for writing and one TLBI for all the masks: the stage-2
+ * table's TLB hook collects while the lock keeps every other stage-2
+ * operation out, and the union is invalidated before the lock is dropped.
+ * A vCPU can write a page through a stale entry only until then, before
+ * the call returns.
+ */
+static int a64_dirty_log_locked(mv_a64_vm *vm, uint32_t slot, uint64_t *out, uint64_t first_page,
+				uint32_t num_pages, const uint64_t *in)
+{
+	a64_tlbi_batch batch = { UINT64_MAX, 0 };
+	int r;
+
+	pthread_rwlock_wrlock(&vm->mmu_lock);
+	vm->s2.tlbi = a64_dirty_tlbi_collect;
+	vm->s2.tlbi_arg = &batch;
+	if (out)
+		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_dirty_protect, vm);
+	else
+		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_dirty_protect,
+				       vm);
+	vm->s2.tlbi = a64_vm_tlbi_ipa;
+	vm->s2.tlbi_arg = vm;
+	if (batch.end > batch.start)
+		a64_vm_tlbi_ipa(vm, batch.start, batch.end - batch.start);
+	pthread_rwlock_unlock(&vm->mmu_lock);
+	return r;
+}
+
 /* ---- vCPUs ---- */
 
 void a64_mark_page_dirty(mv_a64_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn)
@@ -208,9 +255,7 @@ int mv_a64_vm_get_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t *bitmap)
 	} else if (vm->manual_dirty_protect) {
 		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, a64_dirty_protect, vm);
 	} else {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
-		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, a64_dirty_protect, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
+		r = a64_dirty_log_locked(vm, slot, bitmap, 0, 0, NULL);
 	}
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return r;
@@ -222,12 +267,8 @@ int mv_a64_vm_clear_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t first_page,
 	int r = -ENXIO;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries) {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
-		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, bitmap,
-				       a64_dirty_protect, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
-	}
+	if (!vm->ring_entries)
+		r = a64_dirty_log_locked(vm, slot, NULL, first_page, num_pages, bitmap);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return r;
 }
