@@ -86,9 +86,8 @@ bool x86_fast_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev, uint64_t pfe
 	if (r <= 0)
 		return false;
 	if (ev->action == MV_X86_ACT_FAST) {
-		if (slot->flags & HV_MEM_LOG_DIRTY_PAGES)
-			x86_mark_page_dirty(vcpu, slot, ev->gpa >> 12);
-		__atomic_fetch_add(&vm->stats.fast_fixed, 1, __ATOMIC_RELAXED);
+		x86_mark_page_dirty(vcpu, slot, ev->gpa >> 12);
+		X86_STAT_INC(vm, fast_fixed);
 	}
 	return true;
 }

@@ -53,10 +53,10 @@ void x86_noslot_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev)
 	r = mv_ept_install(&vm->ept, gfn << 12, X86_LEVEL_4K, spte, MV_PGT_WALK_SHARED, NULL);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	if (r == MV_PGT_OK) {
-		__atomic_fetch_add(&vm->stats.mmio_sptes, 1, __ATOMIC_RELAXED);
+		X86_STAT_INC(vm, mmio_sptes);
 		x86_mmio_exit(vcpu, ev, MV_X86_ACT_MMIO_SPTE);
 	} else if (r == MV_PGT_AGAIN) {
-		__atomic_fetch_add(&vm->stats.retries, 1, __ATOMIC_RELAXED);
+		X86_STAT_INC(vm, retries);
 		ev->action = MV_X86_ACT_RETRY;
 	} else {
 		snprintf(why, sizeof(why), "installing the MMIO SPTE of GPA 0x%" PRIx64 " failed: %s",
@@ -79,11 +79,11 @@ static void x86_mmio_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev)
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	if (mv_ept_is_mmio_spte(spte)) {
 		if (mv_ept_mmio_spte_gen(spte) == gen) {
-			__atomic_fetch_add(&vm->stats.mmio_fast, 1, __ATOMIC_RELAXED);
+			X86_STAT_INC(vm, mmio_fast);
 			x86_mmio_exit(vcpu, ev, MV_X86_ACT_MMIO_FAST);
 			return;
 		}
-		__atomic_fetch_add(&vm->stats.mmio_stale, 1, __ATOMIC_RELAXED);
+		X86_STAT_INC(vm, mmio_stale);
 		x86_direct_page_fault(vcpu, ev, ev->pferr);
 		return;
 	}
@@ -95,7 +95,7 @@ static void x86_mmio_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev)
 		x86_fault_error(vcpu, ev, 0, -EINVAL, why);
 		return;
 	}
-	__atomic_fetch_add(&vm->stats.retries, 1, __ATOMIC_RELAXED);
+	X86_STAT_INC(vm, retries);
 	ev->action = MV_X86_ACT_RETRY;
 }
 

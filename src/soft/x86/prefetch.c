@@ -42,7 +42,7 @@ static void x86_prefetch_one(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn
 	if (mv_ept_install(&vm->ept, gfn << 12, X86_LEVEL_4K, spte, MV_PGT_WALK_SHARED, NULL) != MV_PGT_OK)
 		return;
 	x86_rmap_add(slot, gfn, X86_LEVEL_4K, sptep);
-	__atomic_fetch_add(&vm->stats.prefetched, 1, __ATOMIC_RELAXED);
+	X86_STAT_INC(vm, prefetched);
 }
 
 void x86_prefetch(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn, mv_pte *sptep)

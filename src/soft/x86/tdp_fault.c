@@ -20,8 +20,9 @@
  * - Install: a compare-and-swap under mmu_lock for reading. When another
  *   size is in the way (a huge leaf above a 4 KiB target: dirty logging,
  *   NX; a table where a huge leaf goes: the host page became huge) the
- *   map is redone under mmu_lock for writing: split first, or replace the
- *   table, then the rmap of the huge page is re-read from the EPT.
+ *   map is redone under mmu_lock for writing, where the install splits
+ *   the huge leaf or frees the table, and the rmap of the largest page
+ *   involved is re-read from the EPT.
  */
 #include "soft/soft_fault.h"
 #include "soft/x86/x86_fault.h"
@@ -29,7 +30,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
 
 /* One fault's decisions (KVM's struct kvm_page_fault). */
 typedef struct x86_fault {
@@ -44,8 +44,6 @@ typedef struct x86_fault {
 	bool host_writable;        /* hva_to_pfn's *writable */
 	x86_level_req lvl;
 } x86_fault;
-
-#define X86_STAT_INC(vm, field) __atomic_fetch_add(&(vm)->stats.field, 1, __ATOMIC_RELAXED)
 
 const char *mv_x86_action_name(mv_x86_action a)
 {
@@ -164,7 +162,10 @@ static mv_pgt_result x86_map_exclusive(x86_fault *f, uint64_t gpa, mv_pte spte)
 	return r;
 }
 
-/* Shared install, and the exclusive redo when another size is in the way. */
+/*
+ * Shared install, and the exclusive redo when another size is in the way
+ * (mmu_lock for reading on entry; held in either mode on return).
+ */
 static mv_pgt_result x86_map(x86_fault *f, mv_pte *spte_out, mv_pte **sptep)
 {
 	mv_x86_vm *vm = f->vcpu->vm;
@@ -178,17 +179,17 @@ static mv_pgt_result x86_map(x86_fault *f, mv_pte *spte_out, mv_pte **sptep)
 	if (*sptep && level == f->lvl.level && mv_pgt_read(*sptep) == spte)
 		return MV_PGT_STOP;     /* RET_PF_SPURIOUS: another vCPU did it */
 	r = mv_ept_install(&vm->ept, gpa, f->lvl.level, spte, MV_PGT_WALK_SHARED, NULL);
-	if (r != MV_PGT_EXISTS)
-		goto out;
-	pthread_rwlock_unlock(&vm->mmu_lock);
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	r = x86_fault_stale(f) ? MV_PGT_AGAIN : x86_map_exclusive(f, gpa, spte);
-out:
+	if (r == MV_PGT_EXISTS) {
+		/* A shared walk never takes a live mapping away: the lock holder may. */
+		pthread_rwlock_unlock(&vm->mmu_lock);
+		pthread_rwlock_wrlock(&vm->mmu_lock);
+		r = x86_fault_stale(f) ? MV_PGT_AGAIN : x86_map_exclusive(f, gpa, spte);
+	}
 	*sptep = r == MV_PGT_OK ? mv_ept_leaf_ptep(&vm->ept, gpa, &level) : NULL;
 	return r;
 }
 
-/* What the install did, in @ev and the statistics; the page is dirty if mapped writable while logging. */
+/* What the install did, in @ev and the statistics; a writable page is dirty (if logged). */
 static void x86_map_done(x86_fault *f, mv_pgt_result r, mv_pte spte)
 {
 	mv_x86_vm *vm = f->vcpu->vm;
@@ -197,11 +198,11 @@ static void x86_map_done(x86_fault *f, mv_pgt_result r, mv_pte spte)
 
 	switch (r) {
 	case MV_PGT_OK:
-		if ((spte & MV_EPT_W) && f->logging)
+		if (spte & MV_EPT_W)
 			x86_mark_page_dirty(f->vcpu, f->slot, f->gfn);
 		ev->action = MV_X86_ACT_MAPPED;
 		ev->level = f->lvl.level;
-		__atomic_fetch_add(&vm->stats.mapped[f->lvl.level], 1, __ATOMIC_RELAXED);
+		X86_STAT_INC(vm, mapped[f->lvl.level]);
 		if (f->lvl.nx_refused)
 			X86_STAT_INC(vm, nx_splits);
 		break;

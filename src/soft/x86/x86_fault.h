@@ -18,6 +18,9 @@
 #define X86_LEVEL_4K 3
 #define X86_HUGE_LEVELS 2                  /* 2M and 1G */
 
+/* Count one event in the VM's statistics (mv_x86_vm_stats; concurrent faults add). */
+#define X86_STAT_INC(vm, field) __atomic_fetch_add(&(vm)->stats.field, 1, __ATOMIC_RELAXED)
+
 /* KVM_INTERNAL_ERROR_* of an ACT_ERROR exit (linux/kvm.h). */
 #define X86_INTERNAL_ERROR_UNEXPECTED 4u   /* data: exit qualification, GPA, HVA, errno */
 
