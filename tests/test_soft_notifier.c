@@ -1,8 +1,11 @@
 /*
  * MMU notifiers from the memory layer: the RAM list's notifiers around
  * every RAM-block operation that drops or moves host pages (zero, resize
- * shrink, discard, free), what a discard leaves behind per backing, and the
- * accelerator memory listener forwarding them to hv_vm_invalidate_hva_*.
+ * shrink, discard, free), what a discard leaves behind per backing, the
+ * accelerator memory listener forwarding them to hv_vm_invalidate_hva_*,
+ * and what a soft VM does with them: its stage-2 / EPT leaf and TLB entry
+ * for the page are gone, and the guest reads what the host memory now
+ * holds (zeroes, or the file's contents), never stale data.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,14 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <urcu/urcu-memb.h>
 
 #include "testutil.h"
+#include "coreutil.h"
 
 #include "hv/backend.h"
 #include "memvirt/hv_memory.h"
 #include "memvirt/hv_soft.h"
+#include "memvirt/machine.h"
 #include "memvirt/memory.h"
 #include "memvirt/ramblock.h"
+#include "soft/arm64/a64_internal.h"
+#include "soft/hv_soft_internal.h"
 
 #define PG 4096ull
 
@@ -417,6 +425,337 @@ static void test_hv_mem_forwards(void **state)
 	hv_vm_destroy(vm);
 }
 
+/* ------------------------------------------------------------------ */
+/* A soft VM behind hv_mem                                              */
+
+#define RAM_GPA 0x40000000ull
+#define CMD_GPA 0x10000000ull       /* MMIO: the test's commands to the program */
+#define RESULT_GPA 0x10000100ull    /* MMIO: the program's answers */
+
+enum { CMD_STOP, CMD_READ, CMD_WRITE };
+
+/*
+ * The guest: a program the test drives through MMIO. It reads a command
+ * (an exit the test answers: op | value << 8) and an address (another
+ * exit), performs one 8-byte read or write there, and sends a read's value
+ * back with an MMIO write.
+ */
+static int remote_program(hv_soft_cpu *cpu, void *arg)
+{
+	uint64_t cmd, addr, v = 0;
+
+	(void)arg;
+	for (;;) {
+		if (hv_soft_read(cpu, CMD_GPA, 8, &cmd) || (cmd & 0xff) == CMD_STOP)
+			return 0;
+		if (hv_soft_read(cpu, CMD_GPA + 8, 8, &addr))
+			return 0;
+		if ((cmd & 0xff) == CMD_WRITE) {
+			hv_soft_write(cpu, addr, 8, cmd >> 8);
+			continue;
+		}
+		hv_soft_read(cpu, addr, 8, &v);
+		hv_soft_write(cpu, RESULT_GPA, 8, v);
+	}
+}
+
+typedef struct soft_fx {
+	hv_arch arch;
+	mv_memory *mem;
+	mv_region *root;
+	mv_address_space *as;
+	mv_ram_region *ram;
+	mv_ramblock *rb;
+	hv_vm *vm;
+	hv_mem *hm;
+	hv_vcpu *vcpu;
+	hv_exit *e;
+} soft_fx;
+
+static void soft_run(soft_fx *x)
+{
+	assert_int_equal(hv_vcpu_run(x->vcpu, &x->e), 0);
+}
+
+static void expect_mmio(soft_fx *x, uint64_t gpa, bool is_write)
+{
+	assert_int_equal(x->e->reason, HV_EXIT_MMIO);
+	assert_int_equal(x->e->mmio.gpa, gpa);
+	assert_int_equal(x->e->mmio.is_write, is_write);
+}
+
+/* Answer the command exit with @cmd and the address exit with @gpa. */
+static void send(soft_fx *x, uint64_t cmd, uint64_t gpa)
+{
+	expect_mmio(x, CMD_GPA, false);
+	memcpy(x->e->mmio.data, &cmd, 8);
+	soft_run(x);
+	expect_mmio(x, CMD_GPA + 8, false);
+	memcpy(x->e->mmio.data, &gpa, 8);
+	soft_run(x);
+}
+
+static void guest_write(soft_fx *x, uint64_t gpa, uint64_t value)
+{
+	send(x, CMD_WRITE | value << 8, gpa);
+}
+
+/* Tell the program to return: the vCPU halts. */
+static void guest_stop(soft_fx *x)
+{
+	uint64_t stop = CMD_STOP;
+
+	expect_mmio(x, CMD_GPA, false);
+	memcpy(x->e->mmio.data, &stop, 8);
+	soft_run(x);
+	assert_int_equal(x->e->reason, HV_EXIT_HLT);
+}
+
+static uint64_t guest_read(soft_fx *x, uint64_t gpa)
+{
+	uint64_t v;
+
+	send(x, CMD_READ, gpa);
+	expect_mmio(x, RESULT_GPA, true);
+	memcpy(&v, x->e->mmio.data, 8);
+	soft_run(x);
+	return v;
+}
+
+/*
+ * A soft VM of @arch whose address space shows a RAM region over a block
+ * of @size bytes made with @o at RAM_GPA, through hv_mem; the program is
+ * waiting for its first command.
+ */
+static void soft_open(soft_fx *x, hv_arch arch, uint64_t size, const mv_ramblock_opts *o)
+{
+	hv_vm_config cfg = { .arch = arch };
+	mv_error err = { 0 };
+
+	memset(x, 0, sizeof(*x));
+	x->arch = arch;
+	assert_int_equal(mv_memory_new(NULL, &x->mem), 0);
+	x->root = cu_container(x->mem, "system", (mv_u128)1 << 40);
+	assert_int_equal(mv_address_space_new(x->mem, x->root, "memory", &x->as), 0);
+	x->rb = new_block(mv_memory_ram_list(x->mem), "ram", size, o);
+	assert_int_equal(mv_ram_region_new(x->mem, "ram", x->rb, &x->ram), 0);
+	mv_ramblock_unref(x->rb);   /* the region holds it */
+	cu_add(x->root, RAM_GPA, mv_ram_region_base(x->ram), 0);
+	if (hv_vm_create("soft", &cfg, &x->vm, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(hv_mem_new(x->vm, x->mem, &x->hm, &err), 0);
+	assert_int_equal(hv_mem_attach(x->hm, x->as, 0, &err), 0);
+	assert_null(hv_mem_error(x->hm));
+	assert_int_equal(hv_vcpu_create(x->vm, 0, &x->vcpu, &err), 0);
+	assert_int_equal(hv_soft_vcpu_set_program(x->vcpu, remote_program, NULL), 0);
+	soft_run(x);
+}
+
+static void soft_close(soft_fx *x)
+{
+	guest_stop(x);
+	hv_vcpu_destroy(x->vcpu);
+	hv_mem_free(x->hm);
+	hv_vm_destroy(x->vm);
+	mv_region_unref(x->root);
+	mv_memory_free(x->mem);
+}
+
+/* The stage-2 (arm64) or EPT (x86) leaf mapping @gpa, 0 when none. */
+static uint64_t leaf(soft_fx *x, uint64_t gpa)
+{
+	soft_vm *vm = soft_vm_of(x->vm);
+	mv_pte pte = 0;
+	int level;
+
+	if (x->arch == HV_ARCH_ARM64)
+		mv_a64_vm_s2_leaf(vm->a64, gpa, &pte, &level);
+	else
+		mv_ept_get_leaf(mv_x86_vm_ept(vm->x86), gpa, &pte, &level);
+	return pte;
+}
+
+static uint64_t inval_seq(soft_fx *x)
+{
+	soft_vm *vm = soft_vm_of(x->vm);
+
+	return x->arch == HV_ARCH_ARM64 ? mv_a64_vm_invalidate_seq(vm->a64)
+					: mv_x86_vm_invalidate_seq(vm->x86);
+}
+
+/* arm64: does vCPU 0's TLB hold a readable EL0 entry for @gpa (stage 1 off: VA = IPA)? */
+static bool tlb_has(soft_fx *x, uint64_t gpa)
+{
+	mv_a64_vcpu *v = soft_vcpu_of(x->vcpu)->a64;
+	mv_a64_vm *vm = soft_vm_of(x->vm)->a64;
+	mv_tlb_entry e;
+	bool hit;
+
+	mv_tlb_lock(v->tlb);
+	hit = mv_tlb_lookup(v->tlb, mv_vmid_value(vm->vmids, &vm->vmid), 0, gpa >> 12, MV_TLB_R,
+			    &e);
+	mv_tlb_unlock(v->tlb);
+	return hit;
+}
+
+/* Discarding anonymous memory: the leaf goes, the guest reads zeroes, other pages stay. */
+static void test_soft_discard_anon(void **state)
+{
+	hv_arch arch = *(const hv_arch *)*state;
+	uint8_t *host;
+	uint64_t seq;
+	soft_fx x;
+
+	soft_open(&x, arch, 16 * PG, NULL);
+	host = mv_ramblock_host(x.rb);
+	guest_write(&x, RAM_GPA, 0x1111);
+	guest_write(&x, RAM_GPA + 2 * PG + 8, 0x2222);
+	assert_int_equal(guest_read(&x, RAM_GPA + 2 * PG + 8), 0x2222);
+	assert_int_equal(*(uint64_t *)(host + 2 * PG + 8), 0x2222);
+	assert_int_not_equal(leaf(&x, RAM_GPA + 2 * PG), 0);
+	assert_int_not_equal(leaf(&x, RAM_GPA), 0);
+	if (arch == HV_ARCH_ARM64)
+		assert_true(tlb_has(&x, RAM_GPA + 2 * PG));
+	seq = inval_seq(&x);
+
+	assert_int_equal(mv_ramblock_discard(x.rb, 2 * PG, PG), 0);
+	assert_int_equal(inval_seq(&x), seq + 1);
+	assert_int_equal(leaf(&x, RAM_GPA + 2 * PG), 0);
+	assert_int_not_equal(leaf(&x, RAM_GPA), 0);      /* outside the range: kept */
+	if (arch == HV_ARCH_ARM64) {
+		assert_false(tlb_has(&x, RAM_GPA + 2 * PG));
+		assert_true(tlb_has(&x, RAM_GPA));
+	}
+	assert_int_equal(guest_read(&x, RAM_GPA + 2 * PG + 8), 0);
+	assert_int_equal(guest_read(&x, RAM_GPA), 0x1111);
+	assert_int_not_equal(leaf(&x, RAM_GPA + 2 * PG), 0);   /* faulted in again */
+	/* the page is live again: a write reaches the new host page */
+	guest_write(&x, RAM_GPA + 2 * PG + 8, 0x3333);
+	assert_int_equal(*(uint64_t *)(host + 2 * PG + 8), 0x3333);
+	soft_close(&x);
+}
+
+/* Discarding a MAP_PRIVATE file block: the guest reads the file again. */
+static void test_soft_discard_private_file(void **state)
+{
+	hv_arch arch = *(const hv_arch *)*state;
+	mv_ramblock_opts o = { .backing = MV_RAM_FILE, .private_file = true };
+	char path[64];
+	soft_fx x;
+
+	make_file(path, sizeof(path), 0x3c, 8 * PG);
+	o.path = path;
+	soft_open(&x, arch, 8 * PG, &o);
+	assert_int_equal(guest_read(&x, RAM_GPA + PG), 0x3c3c3c3c3c3c3c3cull);
+	guest_write(&x, RAM_GPA + PG, 0x77);
+	assert_int_equal(guest_read(&x, RAM_GPA + PG), 0x77);
+	assert_int_equal(mv_ramblock_discard(x.rb, 0, 8 * PG), 0);
+	assert_int_equal(leaf(&x, RAM_GPA + PG), 0);
+	assert_int_equal(guest_read(&x, RAM_GPA + PG), 0x3c3c3c3c3c3c3c3cull);
+	soft_close(&x);
+	unlink(path);
+}
+
+/* Zeroing whole pages (the loader's bss) zaps them too. */
+static void test_soft_zero(void **state)
+{
+	hv_arch arch = *(const hv_arch *)*state;
+	soft_fx x;
+
+	soft_open(&x, arch, 8 * PG, NULL);
+	guest_write(&x, RAM_GPA + 3 * PG, 5);
+	assert_int_not_equal(leaf(&x, RAM_GPA + 3 * PG), 0);
+	assert_int_equal(mv_ramblock_zero(x.rb, 3 * PG, PG), 0);
+	assert_int_equal(leaf(&x, RAM_GPA + 3 * PG), 0);
+	assert_int_equal(guest_read(&x, RAM_GPA + 3 * PG), 0);
+	soft_close(&x);
+}
+
+/* A shrink zaps the tail before the memory goes; the shrunk slot ends there. */
+static void test_soft_resize_shrink(void **state)
+{
+	hv_arch arch = *(const hv_arch *)*state;
+	mv_ramblock_opts o = { .resizeable = true, .max_length = 16 * PG };
+	uint64_t seq, zero = 0;
+	soft_fx x;
+
+	soft_open(&x, arch, 16 * PG, &o);
+	guest_write(&x, RAM_GPA + 12 * PG, 0xabc);
+	guest_write(&x, RAM_GPA + 4 * PG, 0xdef);
+	assert_int_not_equal(leaf(&x, RAM_GPA + 12 * PG), 0);
+	seq = inval_seq(&x);
+	assert_int_equal(mv_ram_region_resize(x.ram, 8 * PG, NULL), 0);
+	assert_true(inval_seq(&x) > seq);
+	assert_int_equal(leaf(&x, RAM_GPA + 12 * PG), 0);
+	assert_int_equal(guest_read(&x, RAM_GPA + 4 * PG), 0xdef);
+	/* past the new end there is no memory: an MMIO read */
+	send(&x, CMD_READ, RAM_GPA + 12 * PG);
+	expect_mmio(&x, RAM_GPA + 12 * PG, false);
+	memcpy(x.e->mmio.data, &zero, 8);
+	soft_run(&x);
+	expect_mmio(&x, RESULT_GPA, true);
+	soft_run(&x);
+	/* grown back: the tail reads zeroes */
+	assert_int_equal(mv_ram_region_resize(x.ram, 16 * PG, NULL), 0);
+	assert_int_equal(guest_read(&x, RAM_GPA + 12 * PG), 0);
+	soft_close(&x);
+}
+
+/* DIMM unplug: the slot goes, and the block's free tells the VM before the munmap. */
+static void test_soft_dimm_unplug(void **state)
+{
+	const char *type = *(const char *const *)*state;
+	hv_arch arch = strcmp(type, "virt-arm64") ? HV_ARCH_X86_64 : HV_ARCH_ARM64;
+	mv_machine_opts opts = { .ram_size = 128ull << 20, .slots = 2, .maxmem = 1ull << 30 };
+	hv_vm_config cfg = { .arch = arch };
+	mv_error err = { 0 };
+	soft_fx x = { .arch = arch };
+	uint64_t addr, seq;
+	mv_ramblock *rb;
+	mv_machine *m;
+
+	assert_int_equal(mv_memory_new(NULL, &x.mem), 0);
+	if (mv_machine_new(x.mem, type, &opts, &m, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(hv_vm_create("soft", &cfg, &x.vm, &err), 0);
+	assert_int_equal(hv_mem_new(x.vm, x.mem, &x.hm, &err), 0);
+	assert_int_equal(hv_mem_attach(x.hm, mv_machine_memory_as(m), 0, &err), 0);
+	assert_int_equal(mv_machine_dimm_plug(m, "dimm0", 2ull << 20, MV_DIMM_ADDR_AUTO, &addr,
+					      &err), 0);
+	assert_null(hv_mem_error(x.hm));
+	assert_int_equal(hv_vcpu_create(x.vm, 0, &x.vcpu, &err), 0);
+	assert_int_equal(hv_soft_vcpu_set_program(x.vcpu, remote_program, NULL), 0);
+	soft_run(&x);
+	guest_write(&x, addr + PG, 0x600d);
+	assert_int_equal(guest_read(&x, addr + PG), 0x600d);
+	assert_int_not_equal(leaf(&x, addr + PG), 0);
+	/* our reference makes the block's free happen here, not on the RCU thread */
+	rb = mv_ram_list_find(mv_memory_ram_list(x.mem), "dimm0");
+	mv_ramblock_ref(rb);
+	assert_int_equal(mv_machine_dimm_unplug(m, "dimm0", &err), 0);
+	urcu_memb_barrier();
+	/* the memslot delete zapped it */
+	assert_int_equal(leaf(&x, addr + PG), 0);
+	seq = inval_seq(&x);
+	mv_ramblock_unref(rb);
+	/* the free told the VM before unmapping: one more invalidation */
+	assert_int_equal(inval_seq(&x), seq + 1);
+	guest_stop(&x);
+	hv_vcpu_destroy(x.vcpu);
+	hv_mem_free(x.hm);
+	mv_machine_free(m);
+	hv_vm_destroy(x.vm);
+	mv_memory_free(x.mem);
+}
+
+static const hv_arch x86 = HV_ARCH_X86_64;
+static const hv_arch arm64 = HV_ARCH_ARM64;
+static const char *const pc = "pc";
+static const char *const virt = "virt-arm64";
+
+#define BOTH(fn) cmocka_unit_test_prestate(fn, (void *)&x86), \
+		 cmocka_unit_test_prestate(fn, (void *)&arm64)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +768,12 @@ int main(void)
 		cmocka_unit_test(test_discard_backings),
 		cmocka_unit_test(test_discard_errors),
 		cmocka_unit_test(test_hv_mem_forwards),
+		BOTH(test_soft_discard_anon),
+		BOTH(test_soft_discard_private_file),
+		BOTH(test_soft_zero),
+		BOTH(test_soft_resize_shrink),
+		cmocka_unit_test_prestate(test_soft_dimm_unplug, (void *)&pc),
+		cmocka_unit_test_prestate(test_soft_dimm_unplug, (void *)&virt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

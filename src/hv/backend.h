@@ -66,8 +66,9 @@ struct hv_vcpu {
 	uint32_t id;
 };
 
-/* The accelerators compiled in (src/hv/registry.c). */
+/* The accelerators compiled in (listed in src/hv/hv.c). */
 extern const hv_ops hv_kvm_ops;
+extern const hv_ops hv_soft_ops;     /* the in-process KVM (src/soft/hv_soft*.c) */
 
 /*
  * Create a VM on an explicit ops table: what hv_vm_create does after the

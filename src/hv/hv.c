@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <string.h>
 
-static const hv_ops *const hv_accels[] = { &hv_kvm_ops };
-static const char *const hv_accel_name_list[] = { "kvm", NULL };
+static const hv_ops *const hv_accels[] = { &hv_kvm_ops, &hv_soft_ops };
+static const char *const hv_accel_name_list[] = { "kvm", "soft", NULL };
 
 const char *const *hv_accel_names(void)
 {
@@ -32,7 +32,7 @@ int hv_vm_create(const char *accel, const hv_vm_config *cfg, hv_vm **out, mv_err
 	for (size_t i = 0; i < sizeof(hv_accels) / sizeof(hv_accels[0]); i++)
 		if (strcmp(hv_accels[i]->name, accel) == 0)
 			return hv_vm_create_ops(hv_accels[i], cfg, out, err);
-	return mv_error_set(err, -ENOENT, "unknown accelerator '%s' (known: kvm)", accel);
+	return mv_error_set(err, -ENOENT, "unknown accelerator '%s' (known: kvm, soft)", accel);
 }
 
 void hv_vm_destroy(hv_vm *vm)
