@@ -12,9 +12,8 @@
  *   write-protect of the range from the first to the last page of a
  *   64-page mask, plus a split of that range with INITIALLY_SET and eager
  *   splitting. Gets and clears hold mmu_lock for writing across the whole
- *   bitmap and invalidate the TLBs once at the end (KVM's
- *   kvm_arch_flush_remote_tlbs_memslot); ring resets take the lock per
- *   batch, as KVM, and invalidate per batch (the lock is dropped between).
+ *   bitmap, ring resets take it per batch; either invalidates the TLBs
+ *   once, at the end (kvm_arch_flush_remote_tlbs(_memslot)).
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (kvm_dirty_ring_check_request).
@@ -74,17 +73,6 @@ static void a64_dirty_protect(void *arg, const mv_memslot *slot, uint64_t offset
 		mv_s2_split(&vm->s2, first << 12, (end - first) << 12);
 }
 
-/* kvm_reset_dirty_gfn: the same for one ring batch, taking mmu_lock itself. */
-static void a64_dirty_protect_locking(void *arg, const mv_memslot *slot, uint64_t offset,
-				      uint64_t mask)
-{
-	mv_a64_vm *vm = arg;
-
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	a64_dirty_protect(vm, slot, offset, mask);
-	pthread_rwlock_unlock(&vm->mmu_lock);
-}
-
 /*
  * kvm_mmu_split_huge_pages: split [ipa, end) one chunk-aligned piece at a
  * time, so faults on other parts of the slot get mmu_lock in between.
@@ -128,12 +116,15 @@ void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *n
 		mv_dirty_init_set(old, new);
 }
 
-/* The range the stage-2 operations of one get / clear asked to invalidate. */
+/* ---- TLB maintenance: once per call, as KVM ---- */
+
+/* The range the write-protections of one get, clear or ring reset asked to invalidate. */
 typedef struct a64_tlbi_batch {
+	mv_a64_vm *vm;
 	uint64_t start, end;
 } a64_tlbi_batch;
 
-static void a64_dirty_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
+static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
 {
 	a64_tlbi_batch *b = arg;
 
@@ -144,31 +135,58 @@ static void a64_dirty_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
 }
 
 /*
- * mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, with
- * mmu_lock held for writing and one TLBI for all the masks: the stage-2
- * table's TLB hook collects while the lock keeps every other stage-2
- * operation out, and the union is invalidated before the lock is dropped.
- * A vCPU can write a page through a stale entry only until then, before
- * the call returns.
+ * a64_dirty_protect with mmu_lock held for writing and the stage-2 TLB hook
+ * collecting into @b instead of invalidating: the lock keeps every other
+ * stage-2 operation (which invalidates for itself) out while it is swapped.
  */
+static void a64_protect_held(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	a64_tlbi_batch *b = arg;
+	mv_a64_vm *vm = b->vm;
+
+	vm->s2.tlbi = a64_tlbi_collect;
+	vm->s2.tlbi_arg = b;
+	a64_dirty_protect(vm, slot, offset, mask);
+	vm->s2.tlbi = a64_vm_tlbi_ipa;
+	vm->s2.tlbi_arg = vm;
+}
+
+/* kvm_reset_dirty_gfn: the same for one ring batch, taking mmu_lock for it. */
+static void a64_protect_locking(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	a64_tlbi_batch *b = arg;
+
+	pthread_rwlock_wrlock(&b->vm->mmu_lock);
+	a64_protect_held(b, slot, offset, mask);
+	pthread_rwlock_unlock(&b->vm->mmu_lock);
+}
+
+/*
+ * kvm_arch_flush_remote_tlbs(_memslot): one invalidation of everything the
+ * call write-protected. Until it, a vCPU may still write such a page
+ * through a stale entry without a fault, but only before the call returns
+ * to user space, which copies the pages afterwards.
+ */
+static void a64_tlbi_flush(const a64_tlbi_batch *b)
+{
+	if (b->end > b->start)
+		a64_vm_tlbi_ipa(b->vm, b->start, b->end - b->start);
+}
+
+/* mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, under mmu_lock for writing. */
 static int a64_dirty_log_locked(mv_a64_vm *vm, uint32_t slot, uint64_t *out, uint64_t first_page,
 				uint32_t num_pages, const uint64_t *in)
 {
-	a64_tlbi_batch batch = { UINT64_MAX, 0 };
+	a64_tlbi_batch b = { vm, UINT64_MAX, 0 };
 	int r;
 
 	pthread_rwlock_wrlock(&vm->mmu_lock);
-	vm->s2.tlbi = a64_dirty_tlbi_collect;
-	vm->s2.tlbi_arg = &batch;
 	if (out)
-		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_dirty_protect, vm);
+		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_protect_held, &b);
 	else
-		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_dirty_protect,
-				       vm);
-	vm->s2.tlbi = a64_vm_tlbi_ipa;
-	vm->s2.tlbi_arg = vm;
-	if (batch.end > batch.start)
-		a64_vm_tlbi_ipa(vm, batch.start, batch.end - batch.start);
+		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_protect_held,
+				       &b);
+	a64_tlbi_flush(&b);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	return r;
 }
@@ -253,7 +271,7 @@ int mv_a64_vm_get_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t *bitmap)
 	if (vm->ring_entries) {
 		r = -ENXIO;
 	} else if (vm->manual_dirty_protect) {
-		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, a64_dirty_protect, vm);
+		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, NULL, NULL);
 	} else {
 		r = a64_dirty_log_locked(vm, slot, bitmap, 0, 0, NULL);
 	}
@@ -314,6 +332,7 @@ int mv_a64_vm_enable_dirty_ring(mv_a64_vm *vm, uint32_t entries)
 
 int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
 {
+	a64_tlbi_batch b = { vm, UINT64_MAX, 0 };
 	int total = 0;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
@@ -329,8 +348,9 @@ int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
 		v = vm->vcpus[i];
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		if (v && v->ring)
-			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_dirty_protect_locking, vm);
+			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_protect_locking, &b);
 	}
+	a64_tlbi_flush(&b);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return total;
 }
