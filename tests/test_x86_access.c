@@ -686,11 +686,11 @@ static void test_table_violation(void **state)
 static void test_ad_write_violation(void **state)
 {
 	mv_x86_vm_config cfg = { .no_ept_ad = true };
-	(void)state;
 	fx *f = fx_new(&cfg);
 	uint64_t cr3 = alloc_table(f), gva = DATA_GPA, pte;
 	mv_x86_paging p = paging_4l(cr3);
 
+	(void)state;
 	pte = map_4k(f, cr3, gva, gva, PTE_RW);
 	/* Tables readable first (A already set: the walk writes nothing)... */
 	for (uint64_t t = TABLES_GPA; t < f->next_table; t += SZ_4K)
@@ -1082,6 +1082,132 @@ static void test_stats(void **state)
 	assert_int_equal(st.eager_splits, 0);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Huge pages when logging starts                                       */
+
+#define HUGE_GPA (RAM_GPA + 0x400000)   /* a 2 MiB region of slot 0 declared hugetlb-backed */
+#define HUGE_PAGE ((HUGE_GPA - RAM_GPA) >> 12)
+#define RAM_WORDS HV_DIRTY_BITMAP_WORDS(RAM_SIZE)
+
+/* A VM whose slot 0 has one 2 MiB region mapped by a 2 MiB leaf. */
+static fx *fx_huge(const mv_x86_vm_config *cfg)
+{
+	fx *f = fx_new(cfg);
+	int level;
+
+	assert_int_equal(mv_soft_host_declare(mv_x86_vm_host(f->vm), ram_hva(f, HUGE_GPA), SZ_2M,
+					      MV_HOST_BACKING_HUGETLB, SZ_2M),
+			 0);
+	rd(f, HUGE_GPA + 0x3000, 4);
+	assert_int_equal(last_ev(f)->level, 2);
+	assert_true(ept_leaf(f, HUGE_GPA, &level) & MV_EPT_W);
+	assert_int_equal(level, 2);
+	return f;
+}
+
+static void check_rmap(fx *f)
+{
+	char why[160];
+
+	if (!x86_rmap_check(f->vm, why, sizeof(why)))
+		fail_msg("%s", why);
+}
+
+/* The slot's bitmap has exactly page @page set. */
+static void check_log_exactly(fx *f, uint64_t page)
+{
+	uint64_t bm[RAM_WORDS];
+
+	assert_int_equal(mv_x86_vm_get_dirty_log(f->vm, 0, bm), 0);
+	for (unsigned i = 0; i < RAM_WORDS; i++)
+		assert_int_equal(bm[i], i == page / 64 ? 1ull << (page % 64) : 0);
+}
+
+static void test_eager_split(void **state)
+{
+	fx *f = fx_huge(NULL);
+	mv_x86_vm_stats st;
+	int level;
+
+	(void)state;
+	set_slot(f, 0, RAM_GPA, RAM_SIZE, f->ram.base, HV_MEM_LOG_DIRTY_PAGES);
+	mv_x86_vm_get_stats(f->vm, &st);
+	assert_int_equal(st.eager_splits, 1);
+	for (uint64_t off = 0; off < SZ_2M; off += 0x7000) {
+		mv_pte spte = ept_leaf(f, HUGE_GPA + off, &level);
+
+		assert_int_equal(level, 3);
+		assert_int_equal(spte & MV_EPT_ADDR_MASK, ram_hva(f, HUGE_GPA + off));
+		assert_false(spte & MV_EPT_W);
+	}
+	check_rmap(f);
+	wr(f, HUGE_GPA + 0x5000, 4, 1);
+	assert_int_equal(last_ev(f)->action, MV_X86_ACT_FAST);
+	check_log_exactly(f, HUGE_PAGE + 5);
+	fx_free(f);
+}
+
+static void test_lazy_split(void **state)
+{
+	mv_x86_vm_config cfg = { .lazy_split = true };
+	fx *f = fx_huge(&cfg);
+	mv_x86_vm_stats st;
+	int level;
+
+	(void)state;
+	set_slot(f, 0, RAM_GPA, RAM_SIZE, f->ram.base, HV_MEM_LOG_DIRTY_PAGES);
+	mv_x86_vm_get_stats(f->vm, &st);
+	assert_int_equal(st.eager_splits, 0);
+	assert_false(ept_leaf(f, HUGE_GPA, &level) & MV_EPT_W);
+	assert_int_equal(level, 2);
+	/* Reads still go through the huge page. */
+	assert_int_equal(rd(f, HUGE_GPA + 0x3000, 4), 0);
+	/* The first write maps a 4 KiB page (the fault path splits), and only that page is dirty. */
+	wr(f, HUGE_GPA + 0x5000, 4, 1);
+	assert_int_equal(last_ev(f)->action, MV_X86_ACT_MAPPED);
+	assert_int_equal(last_ev(f)->level, 3);
+	assert_true(ept_leaf(f, HUGE_GPA + 0x5000, &level) & MV_EPT_W);
+	assert_int_equal(level, 3);
+	assert_false(ept_leaf(f, HUGE_GPA + 0x6000, &level) & MV_EPT_W);
+	check_rmap(f);
+	check_log_exactly(f, HUGE_PAGE + 5);
+	fx_free(f);
+}
+
+/* INITIALLY_SET: nothing at enable; a clear splits the masked range (eager) or protects the huge page. */
+static void check_init_set_split(bool lazy)
+{
+	mv_x86_vm_config cfg = { .lazy_split = lazy };
+	fx *f = fx_huge(&cfg);
+	uint64_t mask = 1ull << 3;
+	mv_x86_vm_stats st;
+	int level;
+
+	assert_int_equal(mv_x86_vm_enable_manual_dirty_protect(f->vm, HV_DIRTY_PROTECT_ENABLE |
+									       HV_DIRTY_PROTECT_INIT_SET),
+			 0);
+	set_slot(f, 0, RAM_GPA, RAM_SIZE, f->ram.base, HV_MEM_LOG_DIRTY_PAGES);
+	assert_true(ept_leaf(f, HUGE_GPA, &level) & MV_EPT_W);
+	assert_int_equal(level, 2);
+	assert_int_equal(mv_x86_vm_clear_dirty_log(f->vm, 0, HUGE_PAGE, 64, &mask), 0);
+	mv_x86_vm_get_stats(f->vm, &st);
+	assert_int_equal(st.eager_splits, lazy ? 0 : 1);
+	assert_false(ept_leaf(f, HUGE_GPA + 3 * SZ_4K, &level) & MV_EPT_W);
+	assert_int_equal(level, lazy ? 2 : 3);
+	/* Eager: the split pages outside the mask keep W. */
+	assert_int_equal(!!(ept_leaf(f, HUGE_GPA + 4 * SZ_4K, &level) & MV_EPT_W), !lazy);
+	check_rmap(f);
+	fx_free(f);
+}
+
+static void test_init_set_split(void **state)
+{
+	(void)state;
+	check_init_set_split(false);
+	check_init_set_split(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1114,6 +1240,9 @@ int main(void)
 		T(test_retry_bound),
 		T(test_stats),
 #undef T
+		cmocka_unit_test(test_eager_split),
+		cmocka_unit_test(test_lazy_split),
+		cmocka_unit_test(test_init_set_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
