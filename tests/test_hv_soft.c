@@ -1032,6 +1032,57 @@ static void test_vcpu_errors(void **state)
 	hv_vm_destroy(vm);
 }
 
+/* Every allocation failing in turn: -ENOMEM with a sentence, nothing half-built left. */
+static void test_alloc_failures(void **state)
+{
+	hv_arch arch = arch_of(state);
+	int efd = eventfd(0, EFD_CLOEXEC);
+	hv_ioeventfd io = { .bus = HV_BUS_MMIO, .addr = MMIO_GPA, .len = 4, .fd = efd };
+	tu_failing_alloc fa;
+	unsigned long at, vm_allocs;
+	hv_vcpu *v = NULL;
+	hv_vm *vm = NULL;
+
+	for (at = 1;; at++) {
+		hv_vm_config cfg = { .arch = arch, .alloc = &fa.alloc };
+		mv_error err = { 0 };
+		int r;
+
+		tu_failing_alloc_init(&fa, at, true);
+		r = hv_vm_create("soft", &cfg, &vm, &err);
+		if (r == 0)
+			break;
+		assert_int_equal(r, -ENOMEM);
+		assert_int_equal(err.code, -ENOMEM);
+		assert_true(err.msg[0] != 0);
+	}
+	vm_allocs = at - 1;
+	assert_true(vm_allocs > 1);
+	/* from now on, the k-th allocation after this point fails */
+	for (at = 1;; at++) {
+		mv_error err = { 0 };
+		int r;
+
+		fa.fail_at = fa.calls + at;
+		r = hv_vcpu_create(vm, 0, &v, &err);
+		if (r == 0)
+			break;
+		assert_int_equal(r, -ENOMEM);
+		assert_true(err.msg[0] != 0);
+	}
+	fa.fail_at = fa.calls + 1;
+	assert_int_equal(hv_coalesced_zone_add(vm, HV_BUS_MMIO, MMIO_GPA, 0x1000), -ENOMEM);
+	assert_int_equal(hv_ioeventfd_add(vm, &io), -ENOMEM);
+	fa.fail_at = 0;
+	assert_int_equal(hv_coalesced_zone_add(vm, HV_BUS_MMIO, MMIO_GPA, 0x1000), 0);
+	assert_int_equal(hv_ioeventfd_add(vm, &io), 0);
+	printf("# %s: %lu allocations to create a VM, %lu more for a vCPU\n",
+	       arch == HV_ARCH_X86_64 ? "x86" : "arm64", vm_allocs, at - 1);
+	hv_vcpu_destroy(v);
+	hv_vm_destroy(vm);
+	close(efd);
+}
+
 /* ------------------------------------------------------------------ */
 /* The accelerator memory listener on a soft VM                          */
 
@@ -1167,6 +1218,7 @@ int main(void)
 		BOTH(test_destroy_suspended),
 		BOTH(test_destroy_stubborn),
 		BOTH(test_vcpu_errors),
+		BOTH(test_alloc_failures),
 		cmocka_unit_test_prestate(test_hv_mem_machine, (void *)&pc_case),
 		cmocka_unit_test_prestate(test_hv_mem_machine, (void *)&microvm_case),
 		cmocka_unit_test_prestate(test_hv_mem_machine, (void *)&virt_case),
