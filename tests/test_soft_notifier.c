@@ -27,6 +27,7 @@
 #include "memvirt/ramblock.h"
 #include "soft/arm64/a64_internal.h"
 #include "soft/hv_soft_internal.h"
+#include "soft/x86/x86_internal.h"
 
 #define PG 4096ull
 
@@ -583,18 +584,22 @@ static uint64_t inval_seq(soft_fx *x)
 					: mv_x86_vm_invalidate_seq(vm->x86);
 }
 
-/* arm64: does vCPU 0's TLB hold a readable EL0 entry for @gpa (stage 1 off: VA = IPA)? */
+/*
+ * Does vCPU 0's TLB hold a readable user-mode entry for @gpa (no guest
+ * paging: VA = GPA)? Tagged with the VMID on arm64, X86_TLB_TAG on x86.
+ */
 static bool tlb_has(soft_fx *x, uint64_t gpa)
 {
-	mv_a64_vcpu *v = soft_vcpu_of(x->vcpu)->a64;
+	soft_vcpu *v = soft_vcpu_of(x->vcpu);
 	mv_a64_vm *vm = soft_vm_of(x->vm)->a64;
+	mv_tlb *tlb = x->arch == HV_ARCH_ARM64 ? v->a64->tlb : v->x86->tlb;
+	uint16_t tag = x->arch == HV_ARCH_ARM64 ? mv_vmid_value(vm->vmids, &vm->vmid) : X86_TLB_TAG;
 	mv_tlb_entry e;
 	bool hit;
 
-	mv_tlb_lock(v->tlb);
-	hit = mv_tlb_lookup(v->tlb, mv_vmid_value(vm->vmids, &vm->vmid), 0, gpa >> 12, MV_TLB_R,
-			    &e);
-	mv_tlb_unlock(v->tlb);
+	mv_tlb_lock(tlb);
+	hit = mv_tlb_lookup(tlb, tag, 0, gpa >> 12, MV_TLB_R, &e);
+	mv_tlb_unlock(tlb);
 	return hit;
 }
 
@@ -614,18 +619,15 @@ static void test_soft_discard_anon(void **state)
 	assert_int_equal(*(uint64_t *)(host + 2 * PG + 8), 0x2222);
 	assert_int_not_equal(leaf(&x, RAM_GPA + 2 * PG), 0);
 	assert_int_not_equal(leaf(&x, RAM_GPA), 0);
-	if (arch == HV_ARCH_ARM64)
-		assert_true(tlb_has(&x, RAM_GPA + 2 * PG));
+	assert_true(tlb_has(&x, RAM_GPA + 2 * PG));
 	seq = inval_seq(&x);
 
 	assert_int_equal(mv_ramblock_discard(x.rb, 2 * PG, PG), 0);
 	assert_int_equal(inval_seq(&x), seq + 1);
 	assert_int_equal(leaf(&x, RAM_GPA + 2 * PG), 0);
 	assert_int_not_equal(leaf(&x, RAM_GPA), 0);      /* outside the range: kept */
-	if (arch == HV_ARCH_ARM64) {
-		assert_false(tlb_has(&x, RAM_GPA + 2 * PG));
-		assert_true(tlb_has(&x, RAM_GPA));
-	}
+	assert_false(tlb_has(&x, RAM_GPA + 2 * PG));
+	assert_true(tlb_has(&x, RAM_GPA));
 	assert_int_equal(guest_read(&x, RAM_GPA + 2 * PG + 8), 0);
 	assert_int_equal(guest_read(&x, RAM_GPA), 0x1111);
 	assert_int_not_equal(leaf(&x, RAM_GPA + 2 * PG), 0);   /* faulted in again */
