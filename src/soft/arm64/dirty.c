@@ -52,9 +52,9 @@ static uint64_t a64_dirty_block_at(mv_a64_vm *vm, uint64_t ipa)
  * range is widened to the blocks at its ends, because mv_s2_wrprotect
  * would split them instead.
  */
-static void a64_dirty_protect(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+static void a64_dirty_protect(mv_a64_vm *vm, const mv_memslot *slot, uint64_t offset,
+			      uint64_t mask)
 {
-	mv_a64_vm *vm = arg;
 	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
 	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
 	uint64_t start = first << 12, stop = end << 12, block;
