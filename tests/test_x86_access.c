@@ -765,6 +765,38 @@ static void test_table_in_mmio(void **state)
 	assert_int_equal(last_ev(f)->action, MV_X86_ACT_MMIO_SPTE);
 }
 
+/*
+ * Host MAXPHYADDR 39, guest 36 (KVM's allow_smaller_maxphyaddr): a guest
+ * entry with an address bit above the guest's width is a reserved-bit #PF
+ * (what KVM's emulation of the EPT violation makes of it); a GPA beyond
+ * the host's width cannot be mapped: MMIO without an MMIO SPTE.
+ */
+static void test_maxphyaddr(void **state)
+{
+	mv_x86_vm_config cfg = { .host_maxphyaddr = 39, .guest_maxphyaddr = 36 };
+	fx *f = fx_new(&cfg);
+	uint64_t cr3 = alloc_table(f), gva = DATA_GPA;
+	mv_x86_paging p = paging_4l(cr3);
+	mv_x86_outcome out;
+
+	(void)state;
+	out = do_access(f, MV_X86_READ, 1ull << 40, 4, 0, 0);
+	assert_int_equal(out.result, MV_X86_EXIT);
+	assert_int_equal(out.exit->reason, HV_EXIT_MMIO);
+	assert_int_equal(out.exit->mmio.gpa, 1ull << 40);
+	assert_int_equal(last_ev(f)->action, MV_X86_ACT_MMIO);
+	assert_int_equal(last_ev(f)->exit_qual, Q_READ | Q_GVA_VALID | Q_GVA_TRANSLATED);
+	map_4k(f, cr3, gva, 1ull << 37, PTE_RW);
+	mv_x86_vcpu_set_paging(f->vcpu, &p);
+	mv_x86_vcpu_get_paging(f->vcpu, &p);
+	assert_int_equal(p.maxphyaddr, 36);
+	out = do_access(f, MV_X86_READ, gva, 4, 0, 0);
+	assert_int_equal(out.result, MV_X86_GUEST_PF);
+	assert_int_equal(out.pferr, MV_PFERR_RSVD | MV_PFERR_PRESENT);
+	assert_int_equal(out.cr2, gva);
+	fx_free(f);
+}
+
 /* ------------------------------------------------------------------ */
 /* Exits before entry                                                   */
 
@@ -982,10 +1014,14 @@ static void test_memslot_delete(void **state)
 	char why[160];
 
 	set_slot(f, 1, LOG_GPA, LOG_SIZE, f->log.base, 0);
+	mv_tlb_stats st;
+
 	wr(f, log_gpa(2), 4, 0x1234);
 	assert_int_equal(rd(f, log_gpa(2), 4), 0x1234);
+	st = tlb_stats(f);
 	set_slot(f, 1, LOG_GPA, 0, f->log.base, 0);
 	assert_int_equal(ept_leaf(f, log_gpa(2), NULL), 0);
+	assert_int_equal(tlb_stats(f).flushed_entries, st.flushed_entries + 1);
 	/* Not from the TLB: the GPA is a hole now. */
 	out = do_access(f, MV_X86_READ, log_gpa(2), 4, 0, 0);
 	assert_int_equal(out.result, MV_X86_EXIT);
@@ -1228,6 +1264,7 @@ int main(void)
 		cmocka_unit_test(test_ad_write_violation),
 		T(test_guest_faults),
 		T(test_table_in_mmio),
+		cmocka_unit_test(test_maxphyaddr),
 		T(test_kick),
 		cmocka_unit_test(test_dirty_ring_full),
 		T(test_ring_after_vcpu),

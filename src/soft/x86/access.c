@@ -46,6 +46,13 @@ static const unsigned acc_tlb[] = {
 
 /* ---- exits and pending reads ---- */
 
+hv_exit *x86_exit_new(mv_x86_vcpu *vcpu, hv_exit_reason reason)
+{
+	memset(&vcpu->exit, 0, sizeof(vcpu->exit));
+	vcpu->exit.reason = reason;
+	return &vcpu->exit;
+}
+
 void x86_outcome_exit(mv_x86_vcpu *vcpu, mv_x86_outcome *out)
 {
 	out->result = MV_X86_EXIT;
@@ -81,9 +88,9 @@ static bool x86_entry(mv_x86_vcpu *vcpu, mv_x86_outcome *out)
 {
 	mv_x86_vcpu_complete(vcpu, NULL);
 	if (vcpu->ring && mv_dirty_ring_soft_full(vcpu->ring))
-		vcpu->exit.reason = HV_EXIT_DIRTY_RING_FULL;
+		x86_exit_new(vcpu, HV_EXIT_DIRTY_RING_FULL);
 	else if (__atomic_exchange_n(&vcpu->kicked, 0, __ATOMIC_ACQ_REL))
-		vcpu->exit.reason = HV_EXIT_INTR;
+		x86_exit_new(vcpu, HV_EXIT_INTR);
 	else
 		return false;
 	x86_outcome_exit(vcpu, out);
@@ -307,8 +314,8 @@ int mv_x86_vcpu_pio(mv_x86_vcpu *vcpu, uint16_t port, uint8_t size, bool is_writ
 		    mv_x86_outcome *out)
 {
 	mv_iobus *bus = vcpu->vm->pio_bus;
-	hv_exit *e = &vcpu->exit;
 	uint8_t buf[4] = { 0 };
+	hv_exit *e;
 
 	memset(out, 0, sizeof(*out));
 	if (size != 1 && size != 2 && size != 4)
@@ -322,7 +329,7 @@ int mv_x86_vcpu_pio(mv_x86_vcpu *vcpu, uint16_t port, uint8_t size, bool is_writ
 		out->value = is_write ? 0 : x86_le_load(buf, size);
 		return 0;
 	}
-	e->reason = HV_EXIT_IO;
+	e = x86_exit_new(vcpu, HV_EXIT_IO);
 	e->io.port = port;
 	e->io.size = size;
 	e->io.is_write = is_write;

@@ -124,9 +124,8 @@ static int emu_page(mv_x86_vcpu *vcpu, x86_plan *p, x86_part *part, bool *mmio,
 /* Emulation failed: KVM_EXIT_INTERNAL_ERROR with KVM_INTERNAL_ERROR_EMULATION. */
 static void emu_failure(mv_x86_vcpu *vcpu, const x86_plan *p, mv_x86_outcome *out)
 {
-	hv_exit *e = &vcpu->exit;
+	hv_exit *e = x86_exit_new(vcpu, HV_EXIT_INTERNAL_ERROR);
 
-	e->reason = HV_EXIT_INTERNAL_ERROR;
 	e->internal.suberror = X86_INTERNAL_ERROR_EMULATION;
 	e->internal.ndata = 1;
 	e->internal.data[0] = p->part[0].gva;
@@ -154,7 +153,7 @@ static void emu_mmio(mv_x86_vcpu *vcpu, x86_plan *p, const bool *mmio, mv_x86_ou
 {
 	const x86_part *user[2];
 	unsigned nuser = 0, len;
-	hv_exit *e = &vcpu->exit;
+	hv_exit *e;
 
 	for (unsigned i = 0; i < p->nparts; i++)
 		if (mmio[i] && !emu_bus(vcpu, p, &p->part[i]))
@@ -169,7 +168,7 @@ static void emu_mmio(mv_x86_vcpu *vcpu, x86_plan *p, const bool *mmio, mv_x86_ou
 		return;
 	}
 	len = nuser == 2 ? p->size : user[0]->len;
-	e->reason = HV_EXIT_MMIO;
+	e = x86_exit_new(vcpu, HV_EXIT_MMIO);
 	e->mmio.gpa = user[0]->gpa;
 	e->mmio.len = len;
 	e->mmio.is_write = p->acc == MV_X86_WRITE;

@@ -29,7 +29,6 @@ static int x86_vcpu_build(mv_x86_vm *vm, unsigned id, mv_x86_vcpu **out, mv_erro
 	v->vm = vm;
 	v->id = id;
 	v->paging.maxphyaddr = vm->cfg.guest_maxphyaddr;
-	v->exit.io.data = v->io_data;
 	r = mv_tlb_new(X86_VCPU_TLB_ENTRIES, vm->alloc, &v->tlb);
 	if (r) {
 		x86_vcpu_release(v);

@@ -83,6 +83,8 @@ bool x86_translate(mv_x86_vcpu *vcpu, mv_x86_acc acc, unsigned cpl, uint64_t gva
 int x86_emulate(mv_x86_vcpu *vcpu, x86_plan *p, mv_x86_outcome *out);
 
 /* ---- access.c ---- */
+/* A fresh exit record (the previous one's data cleared) for @reason. */
+hv_exit *x86_exit_new(mv_x86_vcpu *vcpu, hv_exit_reason reason);
 /* The run ends with vcpu->exit. */
 void x86_outcome_exit(mv_x86_vcpu *vcpu, mv_x86_outcome *out);
 /* A read that exited waits for user space's @len bytes, placed at byte @shift over @value. */
