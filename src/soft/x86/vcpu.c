@@ -1,7 +1,7 @@
 /*
  * x86 soft vCPUs: creation and the VM's registry (the INVEPT broadcast
- * reaches every registered TLB), the paging registers, kicks, the trace
- * callback and the vCPU's dirty ring.
+ * reaches every registered TLB), with the vCPU's dirty ring when the VM
+ * uses rings; the paging registers, kicks and the trace callback.
  */
 #include "soft/x86/x86_internal.h"
 #include "util/alloc.h"
@@ -112,13 +112,4 @@ void mv_x86_vcpu_set_trace(mv_x86_vcpu *vcpu, void (*fn)(void *arg, const mv_x86
 {
 	vcpu->trace = fn;
 	vcpu->trace_arg = arg;
-}
-
-/* User space's side of the ring: -EINVAL when the VM has no dirty rings (as arm64). */
-int mv_x86_vcpu_dirty_ring_harvest(mv_x86_vcpu *vcpu, void (*fn)(void *, const hv_dirty_gfn *),
-				   void *opaque)
-{
-	if (!vcpu->ring)
-		return -EINVAL;
-	return mv_dirty_ring_harvest(vcpu->ring, fn, opaque);
 }

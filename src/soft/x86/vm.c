@@ -1,24 +1,14 @@
 /*
  * The x86 soft VM: its configuration, memslots with KVM/x86's prepare and
- * commit hooks (kvm_arch_prepare_memory_region, kvm_arch_commit_memory_region
- * -> kvm_mmu_slot_apply_flags), the EPT and its INVEPT broadcast, dirty
- * logging (bitmaps or rings) over soft_dirty.h, the MMU notifier and
- * ageing, buses, stats and switches.
+ * commit hooks (kvm_arch_prepare_memory_region, kvm_arch_commit_memory_region),
+ * the EPT and its INVEPT broadcast, the MMU notifier and ageing, buses,
+ * stats and switches.
  *
- * Logging on a slot (FLAGS_ONLY turning HV_MEM_LOG_DIRTY_PAGES on, not
- * read-only), as kvm_mmu_slot_apply_flags without PML:
- *  - manual protect with INITIALLY_SET: nothing now (every page counts as
- *    dirty; pages are protected when user space clears them);
- *  - otherwise huge pages are split to 4 KiB at once unless cfg.lazy_split
- *    (eager_page_split; a lazily kept huge page is write-protected whole and
- *    split by the write fault), then every leaf of the slot loses W.
- * Logging off: nothing. KVM recovers huge pages at that point
- * (kvm_mmu_recover_huge_pages, formerly zapping collapsible SPTEs); here
- * the 4 KiB mappings stay until something zaps them, after which faults
- * map huge pages again.
+ * Dirty logging itself (logging start, re-protection, the bitmap and
+ * ring calls) is dirty.c's.
  */
 #include "soft/soft_notifier.h"
-#include "soft/x86/x86_internal.h"
+#include "soft/x86/x86_dirty.h"
 #include "util/alloc.h"
 
 #include <errno.h>
@@ -27,7 +17,7 @@
 #endif
 
 #define X86_DEFAULT_MAX_VCPUS 64u
-#define X86_NR_AS_MAX 2u                  /* KVM_ADDRESS_SPACE_NUM: normal and SMM */
+#define X86_NR_AS_MAX 2u       /* KVM_ADDRESS_SPACE_NUM: normal and SMM */
 #define X86_MIN_MAXPHYADDR 32u
 #define X86_MAX_MAXPHYADDR 52u
 
@@ -123,51 +113,8 @@ static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 		if (r)
 			return r;
 	}
-	if (vm->init_set)
-		mv_dirty_init_set(old, new);
+	x86_dirty_prepare(vm, old, new);
 	return 0;
-}
-
-/* Count the huge leaves the walk visits. */
-static mv_pgt_result x86_vm_count_huge(const mv_pgt_ctx *ctx, mv_pgt_visit visit)
-{
-	uint64_t *n = ctx->arg;
-
-	(void)visit;
-	if (ctx->level < ctx->pgt->last_level && mv_ept_is_present(ctx->old))
-		(*n)++;
-	return MV_PGT_OK;
-}
-
-/*
- * kvm_mmu_try_split_huge_pages: split the huge pages of @slot's gfns
- * [gfn, gfn_end) to 4 KiB, counting them, and let the rmap see the new
- * leaves (mmu_lock held for writing). Best effort: without memory the
- * huge pages stay and are write-protected whole.
- */
-static void x86_vm_eager_split(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn,
-			       uint64_t gfn_end)
-{
-	uint64_t n = 0;
-	mv_pgt_walker count = { .cb = x86_vm_count_huge, .arg = &n, .flags = MV_PGT_VISIT_LEAF };
-
-	mv_pgt_walk(&vm->ept.pgt, gfn << 12, (gfn_end - gfn) << 12, &count);
-	if (!n)
-		return;
-	mv_ept_split(&vm->ept, gfn << 12, (gfn_end - gfn) << 12);
-	x86_rmap_drop_range(vm, slot, gfn, gfn_end);
-	__atomic_add_fetch(&vm->stats.eager_splits, n, __ATOMIC_RELAXED);
-}
-
-/* kvm_mmu_slot_apply_flags for a slot that started logging (mmu_lock held for writing). */
-static void x86_vm_start_logging(mv_x86_vm *vm, const mv_memslot *slot)
-{
-	/* Initially-all-set: every page is already dirty, nothing to protect. */
-	if (vm->init_set)
-		return;
-	if (!vm->cfg.lazy_split)
-		x86_vm_eager_split(vm, slot, slot->base_gfn, slot->base_gfn + slot->npages);
-	mv_ept_wrprotect(&vm->ept, slot->base_gfn << 12, slot->npages << 12);
 }
 
 /*
@@ -189,7 +136,7 @@ static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_mem
 	if (change == MV_MR_FLAGS_ONLY && !(new->flags & HV_MEM_READONLY) &&
 	    ((old->flags ^ new->flags) & HV_MEM_LOG_DIRTY_PAGES) &&
 	    (new->flags & HV_MEM_LOG_DIRTY_PAGES))
-		x86_vm_start_logging(vm, new);
+		x86_dirty_log_start(vm, new);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 }
 
@@ -201,162 +148,6 @@ int mv_x86_vm_set_memslot(mv_x86_vm *vm, const hv_memslot *m)
 	r = mv_memslots_set(vm->slots, m);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return r;
-}
-
-/* ---- dirty logging ---- */
-
-/*
- * kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for
- * writing: with INITIALLY_SET the huge pages from the first to the last
- * masked page are split first (unless lazy; a huge page kept is
- * write-protected whole below, as mv_ept_wrprotect protects a huge page it
- * covers in part); then the masked pages lose W, one EPT range per run of
- * set bits.
- */
-static void x86_protect_held(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
-{
-	mv_x86_vm *vm = arg;
-	uint64_t base = slot->base_gfn + offset;
-
-	if (vm->init_set && !vm->cfg.lazy_split)
-		x86_vm_eager_split(vm, slot, base + (uint64_t)__builtin_ctzll(mask),
-				   base + 64 - (uint64_t)__builtin_clzll(mask));
-	while (mask) {
-		unsigned start = (unsigned)__builtin_ctzll(mask);
-		uint64_t rest = ~(mask >> start);
-		unsigned run = rest ? (unsigned)__builtin_ctzll(rest) : 64;
-
-		mv_ept_wrprotect(&vm->ept, (base + start) << 12, (uint64_t)run << 12);
-		mask = start + run >= 64 ? 0 : mask & (~0ull << (start + run));
-	}
-}
-
-/* The same taking mmu_lock itself (ring resets: KVM locks per coalesced batch). */
-void x86_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
-{
-	mv_x86_vm *vm = arg;
-
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	x86_protect_held(vm, slot, offset, mask);
-	pthread_rwlock_unlock(&vm->mmu_lock);
-}
-
-void x86_mark_page_dirty(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn)
-{
-	if (!(slot->flags & HV_MEM_LOG_DIRTY_PAGES))
-		return;
-	/*
-	 * Cannot fail: a vCPU enters the guest below the soft limit, and one
-	 * access marks a few pages (its two pages and guest table pages),
-	 * far fewer than the entries the limit keeps free.
-	 */
-	if (vcpu && vcpu->ring)
-		(void)mv_dirty_ring_push(vcpu->ring, HV_SLOT(slot->as_id, slot->id),
-					 gfn - slot->base_gfn);
-	else
-		mv_memslot_mark_dirty(slot, gfn);
-}
-
-/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: INITIALLY_SET only together with ENABLE. */
-int mv_x86_vm_enable_manual_dirty_protect(mv_x86_vm *vm, uint32_t flags)
-{
-	uint32_t allowed = HV_DIRTY_PROTECT_ENABLE;
-
-	if (flags & HV_DIRTY_PROTECT_ENABLE)
-		allowed |= HV_DIRTY_PROTECT_INIT_SET;
-	if (flags & ~allowed)
-		return -EINVAL;
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	vm->manual_protect = flags & HV_DIRTY_PROTECT_ENABLE;
-	vm->init_set = flags & HV_DIRTY_PROTECT_INIT_SET;
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return 0;
-}
-
-/* KVM holds mmu_lock for writing across a whole get (or clear) that re-protects. */
-int mv_x86_vm_get_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t *bitmap)
-{
-	int r;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (vm->ring_entries) {
-		r = -ENXIO;
-	} else if (vm->manual_protect) {
-		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, x86_protect_held, vm);
-	} else {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
-		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, x86_protect_held, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
-	}
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
-}
-
-int mv_x86_vm_clear_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t first_page,
-			      uint32_t num_pages, const uint64_t *bitmap)
-{
-	int r = -ENXIO;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries) {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
-		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, bitmap,
-				       x86_protect_held, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
-	}
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
-}
-
-/*
- * kvm_vm_ioctl_enable_dirty_log_ring, in entries rather than bytes: the
- * size rules of mv_dirty_ring_check_entries, once (-EINVAL the second
- * time), before any vCPU was created (-EINVAL). Slots that start logging
- * from now on get no bitmaps (kvm_use_dirty_bitmap).
- */
-int mv_x86_vm_enable_dirty_ring(mv_x86_vm *vm, uint32_t entries)
-{
-	int r = mv_dirty_ring_check_entries(entries);
-
-	if (r)
-		return r;
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	pthread_mutex_lock(&vm->vcpus_lock);
-	if (vm->ring_entries || vm->created_vcpus) {
-		r = -EINVAL;
-	} else {
-		vm->ring_entries = entries;
-		mv_memslots_set_dirty_bitmap(vm->slots, false);
-	}
-	pthread_mutex_unlock(&vm->vcpus_lock);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
-}
-
-/*
- * KVM_RESET_DIRTY_RINGS: every vCPU's harvested entries re-protected and
- * recycled. slots_lock (read) keeps vCPUs from being freed meanwhile
- * (mv_x86_vcpu_free takes it for writing); vcpus_lock cannot be held
- * because the re-protection takes mmu_lock.
- */
-int mv_x86_vm_dirty_rings_reset(mv_x86_vm *vm)
-{
-	int n = 0;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries)
-		n = -EINVAL;
-	for (unsigned i = 0; i < vm->max_vcpus && n >= 0; i++) {
-		mv_x86_vcpu *v;
-
-		pthread_mutex_lock(&vm->vcpus_lock);
-		v = vm->vcpus[i];
-		pthread_mutex_unlock(&vm->vcpus_lock);
-		if (v)
-			n += mv_dirty_ring_reset(v->ring, vm->slots, x86_protect_masked, vm);
-	}
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return n;
 }
 
 /* ---- MMU notifier ---- */
