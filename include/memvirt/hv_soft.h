@@ -96,7 +96,9 @@ void hv_soft_last_fault(const hv_soft_cpu *cpu, hv_soft_fault *f);
  * (MADV_DONTNEED discard, resize, DIMM unplug): on a soft VM, zap every
  * mapping of [hva, hva + len) (invalidate_range_start) or end the
  * invalidation (end). Real KVM gets these from the kernel; on a KVM VM they
- * are no-ops.
+ * are no-ops. The accelerator memory listener (hv_memory.h) calls them for
+ * every RAM-block operation that drops host pages (RAM notifiers,
+ * ramblock.h), so a VMM using hv_mem need not.
  */
 void hv_vm_invalidate_hva_start(hv_vm *vm, uint64_t hva, uint64_t len);
 void hv_vm_invalidate_hva_end(hv_vm *vm, uint64_t hva, uint64_t len);
