@@ -127,7 +127,8 @@ static bool access_done(worker *w, const mv_x86_access *a, uint64_t *value)
 		report_failure(w->sh, "access failed", a->gva, (uint64_t)-r, out.result);
 		return false;
 	}
-	report_failure(w->sh, "access never completed", a->gva, 0, 0);
+	report_failure(w->sh, "access never completed (-EAGAIN, ring-full exits)", a->gva, w->again,
+		       w->ring_full);
 	return false;
 }
 

@@ -105,10 +105,9 @@ static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 
 	if (change == MV_MR_DELETE)
 		return 0;
-	if ((change == MV_MR_CREATE || change == MV_MR_MOVE) &&
-	    new->base_gfn + new->npages - 1 > vm->max_gfn)
-		return -EINVAL;
 	if (change == MV_MR_CREATE || change == MV_MR_MOVE) {
+		if (new->base_gfn + new->npages - 1 > vm->max_gfn)
+			return -EINVAL;
 		r = x86_slot_arch_alloc(vm, new);
 		if (r)
 			return r;
@@ -119,8 +118,9 @@ static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 
 /*
  * A deleted or moved slot loses its mappings and rmap entries
- * (kvm_arch_flush_shadow_memslot) and its metadata; a slot whose logging
- * changed gets kvm_mmu_slot_apply_flags. Faults are kept out by slots_lock.
+ * (kvm_arch_flush_shadow_memslot) and its metadata; a writable slot that
+ * started logging gets kvm_mmu_slot_apply_flags (one that stopped needs
+ * nothing, dirty.c). Faults are kept out by slots_lock.
  */
 static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_memslot *old,
 			       const mv_memslot *new)
@@ -248,6 +248,21 @@ bool mv_x86_vm_clear_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
 
 /* ---- creation ---- */
 
+/*
+ * mmu_lock prefers writers, as KVM's queued rwlock lets a waiting writer
+ * in before new readers: zaps, write-protection and ring resets are not
+ * starved by vCPUs faulting in a loop. Nothing takes it for reading twice.
+ */
+static void x86_vm_mmu_lock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
 /* Undo x86_vm_init_parts; safe on a partly built VM. */
 static void x86_vm_free_parts(mv_x86_vm *vm)
 {
@@ -321,7 +336,7 @@ int mv_x86_vm_new(const mv_x86_vm_config *cfg, mv_x86_vm **out, mv_error *err)
 	vm->guest_max_gfn = (1ull << (c.guest_maxphyaddr - 12)) - 1;
 	vm->max_vcpus = c.max_vcpus;
 	pthread_rwlock_init(&vm->slots_lock, NULL);
-	pthread_rwlock_init(&vm->mmu_lock, NULL);
+	x86_vm_mmu_lock_init(&vm->mmu_lock);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	r = x86_vm_init_parts(vm);
 	if (!r) {
