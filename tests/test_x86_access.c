@@ -1244,10 +1244,52 @@ static void test_init_set_split(void **state)
 	check_init_set_split(true);
 }
 
+/* Every allocation of VM, slot and vCPU creation failing in turn: -ENOMEM, nothing leaked. */
+static void test_alloc_failures(void **state)
+{
+	region r;
+	unsigned long n;
+	bool done = false;
+
+	(void)state;
+	region_map(&r, SZ_2M, SZ_4K);
+	for (n = 1; !done && n < 200; n++) {
+		tu_failing_alloc fa;
+		mv_x86_vm_config cfg = { .alloc = &fa.alloc };
+		hv_memslot m = { .slot = 0, .flags = HV_MEM_LOG_DIRTY_PAGES, .gpa = RAM_GPA, .size = SZ_2M,
+				 .hva = r.base };
+		mv_error err = { 0 };
+		mv_x86_vcpu *v = NULL;
+		mv_x86_vm *vm;
+		int rc;
+
+		tu_failing_alloc_init(&fa, n, true);
+		rc = mv_x86_vm_new(&cfg, &vm, &err);
+		if (rc) {
+			assert_int_equal(rc, -ENOMEM);
+			continue;
+		}
+		rc = mv_x86_vm_enable_dirty_ring(vm, 256);
+		assert_int_equal(rc, 0);
+		rc = mv_x86_vm_set_memslot(vm, &m);
+		if (!rc)
+			rc = mv_x86_vcpu_new(vm, 0, &v, &err);
+		if (rc)
+			assert_int_equal(rc, -ENOMEM);
+		else
+			done = true;
+		mv_x86_vcpu_free(v);
+		mv_x86_vm_free(vm);
+	}
+	assert_true(done);
+	region_unmap(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vm_config),
+		cmocka_unit_test(test_alloc_failures),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 		T(test_first_touch),
 		T(test_values),

@@ -49,6 +49,7 @@ static int x86_vm_config(const mv_x86_vm_config *cfg, mv_x86_vm_config *out, mv_
 	out->guest_maxphyaddr = cfg->guest_maxphyaddr ? cfg->guest_maxphyaddr : out->host_maxphyaddr;
 	out->nr_as = cfg->nr_as ? cfg->nr_as : 1;
 	out->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : X86_DEFAULT_MAX_VCPUS;
+	out->alloc = cfg->alloc ? cfg->alloc : mv_allocator_libc();
 	if (out->ept_levels != 4 && out->ept_levels != 5)
 		return mv_error_set(err, -EINVAL, "EPT with %u levels does not exist: use 4 or 5",
 				    out->ept_levels);
@@ -67,6 +68,15 @@ static int x86_vm_config(const mv_x86_vm_config *cfg, mv_x86_vm_config *out, mv_
 		return mv_error_set(err, -EINVAL, "nr_slots %u is above KVM's %u slots per address space",
 				    out->nr_slots, MV_MEMSLOT_SLOTS_NUM);
 	return 0;
+}
+
+/*
+ * GPA bits EPT can map (kvm_mmu_max_gfn): the host's MAXPHYADDR, and 48
+ * with 4-level EPT (KVM takes 5 levels when MAXPHYADDR is above 48).
+ */
+static unsigned x86_vm_gpa_bits(const mv_x86_vm_config *c)
+{
+	return c->ept_levels == 4 && c->host_maxphyaddr > 48 ? 48 : c->host_maxphyaddr;
 }
 
 /* ---- INVEPT ---- */
@@ -327,12 +337,12 @@ int mv_x86_vm_new(const mv_x86_vm_config *cfg, mv_x86_vm **out, mv_error *err)
 	r = x86_vm_config(cfg ? cfg : &defaults, &c, err);
 	if (r)
 		return r;
-	vm = mv_zalloc(c.alloc ? c.alloc : mv_allocator_libc(), sizeof(*vm));
+	vm = mv_zalloc(c.alloc, sizeof(*vm));
 	if (!vm)
 		return mv_error_set(err, -ENOMEM, "out of memory for the x86 VM");
-	vm->alloc = c.alloc ? c.alloc : mv_allocator_libc();
+	vm->alloc = c.alloc;
 	vm->cfg = c;
-	vm->max_gfn = (1ull << (c.host_maxphyaddr - 12)) - 1;
+	vm->max_gfn = (1ull << (x86_vm_gpa_bits(&c) - 12)) - 1;
 	vm->guest_max_gfn = (1ull << (c.guest_maxphyaddr - 12)) - 1;
 	vm->max_vcpus = c.max_vcpus;
 	pthread_rwlock_init(&vm->slots_lock, NULL);
