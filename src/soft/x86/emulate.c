@@ -188,8 +188,6 @@ int x86_emulate(mv_x86_vcpu *vcpu, x86_plan *p, mv_x86_outcome *out)
 		emu_failure(vcpu, p, out);
 		return 0;
 	}
-	if (p->acc == MV_X86_READ)
-		p->value = 0;
 	pthread_rwlock_rdlock(&vcpu->vm->slots_lock);
 	for (unsigned i = 0; i < p->nparts && !rc; i++)
 		rc = emu_page(vcpu, p, &p->part[i], &mmio[i], out);
