@@ -139,4 +139,30 @@ static inline long eptc_count_tables(const mv_ept *ept)
 				    eptc_first_level(eptp));
 }
 
+/* Tables below the root with no non-zero entry (a zap that forgot one). */
+static inline long eptc_empty_tables_at(const mv_pte *table, int level, bool root)
+{
+	long empty = 0, nonzero = 0;
+
+	for (unsigned i = 0; i < 512; i++) {
+		mv_pte e = __atomic_load_n(&table[i], __ATOMIC_ACQUIRE);
+
+		if (!e)
+			continue;
+		nonzero++;
+		if (level < 3 && (e & 7) && !(e & 0x80) && (e & 7) != 6)
+			empty += eptc_empty_tables_at((const mv_pte *)(uintptr_t)(e & EPTC_ADDR),
+						      level + 1, false);
+	}
+	return empty + (!root && !nonzero);
+}
+
+static inline long eptc_empty_tables(const mv_ept *ept)
+{
+	uint64_t eptp = mv_ept_eptp(ept);
+
+	return eptc_empty_tables_at((const mv_pte *)(uintptr_t)(eptp & EPTC_ADDR),
+				    eptc_first_level(eptp), true);
+}
+
 #endif

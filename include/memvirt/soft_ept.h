@@ -99,7 +99,9 @@ mv_pte mv_ept_leaf(uint64_t hpa, unsigned rwx, int level, bool host_writable, bo
 mv_pte mv_ept_mmio_spte(uint64_t gfn, uint64_t gen);
 /* Bits 2:0 = 110b (write/execute): KVM's is_mmio_spte for EPT. */
 bool mv_ept_is_mmio_spte(mv_pte spte);
+/* The 19-bit memslot generation an MMIO SPTE carries (get_mmio_spte_generation). */
 uint64_t mv_ept_mmio_spte_gen(mv_pte spte);
+/* The gfn an MMIO SPTE caches (bits 51:12). */
 uint64_t mv_ept_mmio_spte_gfn(mv_pte spte);
 /* Maps something: any of R/W/X set, and not an MMIO SPTE (so not frozen / zero either). */
 bool mv_ept_is_present(mv_pte spte);
@@ -120,13 +122,14 @@ bool mv_ept_is_misconfig(mv_pte spte, int level);
 /* INVEPT single-context for [gpa, gpa + size) of this EPT. */
 typedef void (*mv_ept_invept_fn)(void *arg, uint64_t gpa, uint64_t size);
 
+/* One EPT (the VM's TDP root) and its INVEPT hook. */
 typedef struct mv_ept {
-	mv_pgt pgt;
+	mv_pgt pgt;               /* the walker's view: root_pa is the PML4 / PML5 table */
 	unsigned levels;          /* 4 or 5 */
 	bool ad;                  /* EPTP[6]: the CPU sets A/D */
 	mv_ept_invept_fn invept;
 	void *invept_arg;
-	uint64_t nr_invept;       /* atomic */
+	uint64_t nr_invept;       /* INVEPTs made (or due, with a NULL hook); atomic */
 } mv_ept;
 
 /*
