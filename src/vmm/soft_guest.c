@@ -99,7 +99,7 @@ static int sg_program(hv_soft_cpu *cpu, void *arg)
 
 	c->cpu = cpu;
 	if (setjmp(c->leave))
-		return -1;              /* an access failed for good: the vCPU is going away */
+		return c->error;        /* an access failed for good (vmm_sg_read and friends) */
 	vmm_sg_boot(c);
 	sg_user_main(c);
 }

@@ -20,9 +20,10 @@
 #define SG_VECTOR_PF 14         /* SDM Vol. 3A 6.15: page fault */
 
 /*
- * @r from an access: a guest fault goes to the guest's exception handler
- * (its line, then isa-debug-exit 0x7f); a failure no instruction can have
- * (the vCPU is being destroyed) leaves the program.
+ * @r from an access: a guest fault (#PF, #GP) goes to the guest's
+ * exception handler (its line, then isa-debug-exit 0x7f); any other
+ * failure (-ECANCELED: the vCPU is being destroyed; an access the engine
+ * refused) leaves the program with that errno.
  */
 static void sg_check(vmm_sg_cpu *c, int r)
 {
@@ -30,11 +31,14 @@ static void sg_check(vmm_sg_cpu *c, int r)
 
 	if (!r)
 		return;
-	if (r != -EFAULT)
+	if (r != -EFAULT) {
+		c->error = r;
 		longjmp(c->leave, 1);
+	}
 	hv_soft_last_fault(c->cpu, &f);
-	/* A program has no instruction pointer: RIP reads 0. */
-	vmm_sg_say_unlocked(c, MVG_FMT_EXCEPTION, (uint64_t)SG_VECTOR_PF, f.code, (uint64_t)0, f.addr);
+	/* A program has no instruction pointer: RIP reads 0; CR2 is #PF's address. */
+	vmm_sg_say_unlocked(c, MVG_FMT_EXCEPTION, (uint64_t)f.vector, f.code, (uint64_t)0,
+			    f.vector == SG_VECTOR_PF ? f.addr : 0);
 	vmm_sg_exit(c, MVG_EXIT_EXCEPTION);
 }
 

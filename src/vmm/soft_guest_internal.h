@@ -34,6 +34,7 @@ typedef struct vmm_sg_cpu {
 	hv_soft_cpu *cpu;           /* set when the program starts */
 	/* An access failed in a way no guest instruction can (the vCPU is going away): leave. */
 	jmp_buf leave;
+	int error;                  /* ... with this negative errno, the program's return value */
 	uint64_t base;              /* this vCPU's slice of the workload area */
 	uint64_t seq;               /* next MVT_REG_SEQ value (per vCPU, persists) */
 	uint64_t *bitmap;           /* dirty: pages written this round, MVG_WS_MAX_MIB worth */
@@ -64,7 +65,7 @@ struct vmm_soft_guest {
  * A guest load or store of @size bytes (1, 2, 4, 8) at @gpa, or a port
  * access. A guest fault prints the guest's exception line and ends the VM
  * as its handler does (isa-debug-exit 0x7f); any other failure leaves the
- * program (longjmp to vmm_sg_cpu.leave).
+ * program (longjmp to vmm_sg_cpu.leave, which returns vmm_sg_cpu.error).
  */
 uint64_t vmm_sg_read(vmm_sg_cpu *c, uint64_t gpa, unsigned size);
 void vmm_sg_write(vmm_sg_cpu *c, uint64_t gpa, unsigned size, uint64_t v);

@@ -9,6 +9,8 @@
  */
 #include "vmm/vmm_internal.h"
 
+#include "memvirt/hv_soft.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -87,10 +89,17 @@ static void vmm_exit_internal(vmm_vcpu *c, hv_exit *e)
 
 static void vmm_exit_stop(vmm_vcpu *c, hv_exit *e)
 {
+	int ret;
+
 	switch (e->reason) {
 	case HV_EXIT_HLT:
-		vmm_end_run(c->v, VMM_END_HLT, 0, "vCPU %u halted (HLT with nothing to wake it)",
-			    c->id);
+		/* A soft vCPU's program that ends halts it: say why when an access failed. */
+		if (hv_soft_vcpu_program_done(c->hv, &ret) && ret)
+			vmm_end_run(c->v, VMM_END_ERROR, 0, "vCPU %u: its access program stopped: "
+				    "an access failed: %s", c->id, strerror(-ret));
+		else
+			vmm_end_run(c->v, VMM_END_HLT, 0, "vCPU %u halted (HLT with nothing to wake it)",
+				    c->id);
 		break;
 	case HV_EXIT_SHUTDOWN:
 		vmm_end_run(c->v, VMM_END_SHUTDOWN, 0,

@@ -5,6 +5,7 @@
  */
 #include "vmm/vmm_internal.h"
 
+#include "memvirt/hv_soft.h"
 #include "memvirt/testdev_abi.h"
 
 #include <errno.h>
@@ -167,7 +168,9 @@ static int vmm_build_vcpus(vmm *v, mv_error *err)
 		r = hv_vcpu_create(v->vm, i, &c->hv, err);
 		if (r)
 			return r;
-		r = vmm_x86_vcpu_boot_state(v->vm, c->hv, &v->boot, err);
+		/* A soft vCPU runs a program: no registers, its paging stays off (GVA = GPA). */
+		r = v->soft ? vmm_soft_guest_attach(v->soft, c->hv, err) :
+			      vmm_x86_vcpu_boot_state(v->vm, c->hv, &v->boot, err);
 		if (r)
 			return r;
 		r = hv_mem_add_vcpu(v->hm, c->hv);
@@ -188,6 +191,9 @@ static int vmm_build(vmm *v, mv_error *err)
 				 v->cfg.cmdline, &v->boot, err);
 	if (!r)
 		r = vmm_build_vm(v, err);
+	/* The programs find hvm_start_info where a PVH entry finds it in EBX. */
+	if (!r && hv_vm_is_soft(v->vm))
+		r = vmm_soft_guest_new(v->boot.start_info, v->nr_vcpus, &v->soft, err);
 	if (!r)
 		r = vmm_build_vcpus(v, err);
 	if (!r && hv_mem_error(v->hm))
@@ -289,6 +295,7 @@ void vmm_free(vmm *v)
 			hv_mem_del_vcpu(v->hm, v->vcpus[i].hv);
 		hv_vcpu_destroy(v->vcpus[i].hv);
 	}
+	vmm_soft_guest_free(v->soft);
 	/* The listener goes before the machine so its slots are deleted in order. */
 	hv_mem_free(v->hm);
 	vmm_x86_machine_free(v->machine);

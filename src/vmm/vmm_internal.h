@@ -10,6 +10,7 @@
 #include "memvirt/hv_memory.h"
 #include "memvirt/vmm.h"
 #include "vmm/machine_x86.h"
+#include "vmm/soft_guest.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +37,7 @@ struct vmm {
 	hv_vm *vm;
 	hv_mem *hm;
 	vmm_pvh_boot boot;
+	vmm_soft_guest *soft;     /* soft accelerator: the test guest's access programs */
 	vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned nr_vcpus;
 
