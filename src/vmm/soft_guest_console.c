@@ -3,10 +3,9 @@
  * loads, stores and port I/O through the soft vCPU's access engine, lines
  * on debugcon under a spin lock, FAIL bookkeeping and isa-debug-exit.
  *
- * The guest prints a line with one `rep outsb` (one I/O exit of N bytes on
- * KVM); a program has no string I/O, so it makes one OUT per byte. The
- * bytes reach debugcon in the same order, so the console shows the same
- * line; only the exit counts differ.
+ * The guest prints a line with one `rep outsb`; a program has no string
+ * I/O, so it makes one OUT per byte. The bytes reach debugcon in the same
+ * order, so the console shows the same line; only exit counts can differ.
  */
 #include "vmm/soft_guest_internal.h"
 

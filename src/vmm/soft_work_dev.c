@@ -4,10 +4,9 @@
  * (port SCRATCH, the FIFO) and rom (a store to the ROM must be dropped).
  *
  * The guest moves the FIFO string with `rep outsb` / `rep insb` from and
- * to its stack (one I/O exit of 64 bytes each on KVM); a program has no
- * string I/O and no stack in guest memory, so it makes 64 one-byte OUTs
- * and INs from and to host buffers: the device sees the same bytes in the
- * same order.
+ * to its stack; a program has no string I/O and no stack in guest memory,
+ * so it makes 64 one-byte OUTs and INs from and to host buffers: the
+ * device sees the same bytes in the same order.
  */
 #include "vmm/soft_guest_internal.h"
 

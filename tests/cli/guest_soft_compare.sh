@@ -26,10 +26,12 @@ console() {
 }
 
 # The summary lines both accelerators must agree on. Not compared: the
-# accelerator line, exits (a soft vCPU makes one OUT per console byte where
-# the guest's rep outsb is one exit), the MMIO write / coalesced split (the
-# rings differ in size), dirty-sync page counts and first-touched pages
-# (the guest also writes its own stacks, tables and bitmaps), and timings.
+# accelerator line, exits (a soft vCPU makes one exit per byte of a string
+# the guest moves with rep outsb / rep insb), the MMIO write / coalesced
+# split (a write that finds the ring full exits: when depends on the ring's
+# size and on when it is drained), dirty-sync page counts and first-touched
+# pages (the guest also writes its own stacks, tables and bitmaps), and
+# timings.
 summary() {
 	sed -n '/^== memvirt run summary$/,$p' | grep -E '^(  (guest|ended|pio|memslot updates|dirty rounds checked):|FlatView| AS | Root|  [0-9a-f]{16}-)'
 }
