@@ -824,6 +824,13 @@ static void count_gfn(void *opaque, const hv_dirty_gfn *g)
 	(*n)++;
 }
 
+/*
+ * Ring sizes, then the soft limit: the fault of the write that pushes the
+ * entry reaching it maps the page, and the vCPU exits before the write runs
+ * (KVM checks the ring at every guest entry, vcpu_enter_guest); harvest +
+ * reset protect the page again, so the reissued write faults (fast path)
+ * and logs its page a second time.
+ */
 static void test_dirty_ring_full(void **state)
 {
 	mv_error err = { 0 };
@@ -833,8 +840,11 @@ static void test_dirty_ring_full(void **state)
 	hv_memslot m;
 	mv_x86_outcome out;
 	mv_x86_access a = { .acc = MV_X86_WRITE, .size = 1 };
-	unsigned n = 0, limit;
+	mv_x86_vm_stats st;
+	unsigned n = 0, limit, last;
 	uint64_t bitmap[4];
+	mv_pte spte = 0;
+	int level = 0;
 
 	(void)state;
 	assert_int_equal(mv_x86_vm_new(NULL, &vm, &err), 0);
@@ -849,30 +859,44 @@ static void test_dirty_ring_full(void **state)
 	assert_int_equal(mv_x86_vcpu_new(vm, 0, &vcpu, &err), 0);
 	limit = mv_dirty_ring_soft_limit(vcpu->ring);
 	assert_int_equal(limit, 256 - 64);
+	last = limit - 1;
 	/* Bitmap calls answer -ENXIO. */
 	assert_int_equal(mv_x86_vm_get_dirty_log(vm, 0, bitmap), -ENXIO);
 	assert_int_equal(mv_x86_vm_clear_dirty_log(vm, 0, 0, 64, bitmap), -ENXIO);
-	for (unsigned i = 0; i < limit; i++) {
+	for (unsigned i = 0; i < last; i++) {
 		a.gva = RAM_GPA + (uint64_t)i * SZ_4K;
 		assert_int_equal(mv_x86_vcpu_access(vcpu, &a, &out), 0);
 		assert_int_equal(out.result, MV_X86_DONE);
 	}
-	/* Soft-full: exit before anything is done. */
-	a.gva = RAM_GPA + (uint64_t)limit * SZ_4K;
+	/* The fault of page `last` pushes entry `limit`: mapped, then the exit, the write not done. */
+	a.gva = RAM_GPA + (uint64_t)last * SZ_4K;
 	a.value = 0x77;
 	assert_int_equal(mv_x86_vcpu_access(vcpu, &a, &out), 0);
 	assert_int_equal(out.result, MV_X86_EXIT);
 	assert_int_equal(out.exit->reason, HV_EXIT_DIRTY_RING_FULL);
-	assert_int_equal(r.base[limit * SZ_4K], 0);
+	assert_int_equal(r.base[last * SZ_4K], 0);
+	assert_int_equal(mv_dirty_ring_used(vcpu->ring), limit);
+	assert_int_equal(mv_ept_get_leaf(mv_x86_vm_ept(vm), a.gva, &spte, &level), MV_PGT_OK);
+	assert_int_equal(level, 3);
+	assert_true(spte & MV_EPT_W);
+	/* Still soft-full: exit before anything is done. */
+	assert_int_equal(mv_x86_vcpu_access(vcpu, &a, &out), 0);
+	assert_int_equal(out.exit->reason, HV_EXIT_DIRTY_RING_FULL);
+	assert_int_equal(r.base[last * SZ_4K], 0);
 	assert_int_equal(mv_x86_vcpu_dirty_ring_harvest(vcpu, count_gfn, &n), (int)limit);
 	assert_int_equal(n, limit);
 	assert_int_equal(mv_x86_vm_dirty_rings_reset(vm), (int)limit);
+	/* Reissued: W was taken away by the reset, the fast path logs the page again. */
 	assert_int_equal(mv_x86_vcpu_access(vcpu, &a, &out), 0);
 	assert_int_equal(out.result, MV_X86_DONE);
-	assert_int_equal(r.base[limit * SZ_4K], 0x77);
+	assert_int_equal(r.base[last * SZ_4K], 0x77);
+	assert_int_equal(mv_dirty_ring_used(vcpu->ring), 1);
+	mv_x86_vm_get_stats(vm, &st);
+	assert_int_equal(st.fast_fixed, 1);
 	/* The reset re-protected page 0: its next write is logged again. */
 	a.gva = RAM_GPA;
 	assert_int_equal(mv_x86_vcpu_access(vcpu, &a, &out), 0);
+	assert_int_equal(out.result, MV_X86_DONE);
 	assert_int_equal(mv_dirty_ring_used(vcpu->ring), 2);
 	mv_x86_vcpu_free(vcpu);
 	/* created_vcpus never drops: still too late for a ring. */

@@ -307,6 +307,10 @@ typedef struct mv_x86_outcome {
  * with HV_EXIT_INTR. Then TLB or guest walk + EPT, EPT violations and
  * misconfigurations handled in a loop until the access completes or leaves
  * the guest (MMIO: the in-process MMIO bus first, else HV_EXIT_MMIO).
+ * Every re-entry after a handled fault checks the ring again (KVM's
+ * vcpu_enter_guest): when that fault filled the ring to its soft limit,
+ * the access exits with HV_EXIT_DIRTY_RING_FULL before it is performed,
+ * and is to be issued again after harvest + reset.
  * Returns 0 with *out, or -EINVAL for a malformed access, -EAGAIN when
  * 64 faults in a row did not let it complete.
  */

@@ -3,9 +3,11 @@
  * per mv_x86_vcpu_access, one port access per mv_x86_vcpu_pio, as a CPU
  * in VMX non-root operation performs them under KVM.
  *
- * Guest entry first completes a read user space answered, then exits for a
- * soft-full dirty ring (KVM_REQ_DIRTY_RING_SOFT_FULL) or a kick. Each try
- * then translates every page the access touches (at most two):
+ * KVM_RUN first completes a read user space answered, then exits for a
+ * soft-full dirty ring (KVM_REQ_DIRTY_RING_SOFT_FULL) or a kick; the ring
+ * is checked again before every later guest entry of the same access (after
+ * a fault was handled), as vcpu_enter_guest does. Each try then
+ * translates every page the access touches (at most two):
  *  - all pages hit the TLB with the needed rights: the access is performed
  *    under the TLB lock;
  *  - otherwise mmu_lock is taken for reading, each page is translated
@@ -83,16 +85,29 @@ void mv_x86_vcpu_complete(mv_x86_vcpu *vcpu, uint64_t *value)
 		*value = p->value | x86_le_load(data, p->len) << (8 * p->shift);
 }
 
-/* Guest entry: complete what user space answered, then the exits taken before running. */
+/*
+ * KVM_REQ_DIRTY_RING_SOFT_FULL, which vcpu_enter_guest checks before
+ * every guest entry (kvm_dirty_ring_check_request): a soft-full ring
+ * exits with HV_EXIT_DIRTY_RING_FULL instead of entering.
+ */
+static bool x86_ring_full_exit(mv_x86_vcpu *vcpu, mv_x86_outcome *out)
+{
+	if (!vcpu->ring || !mv_dirty_ring_soft_full(vcpu->ring))
+		return false;
+	x86_exit_new(vcpu, HV_EXIT_DIRTY_RING_FULL);
+	x86_outcome_exit(vcpu, out);
+	return true;
+}
+
+/* KVM_RUN: complete what user space answered, then the exits taken before the first entry. */
 static bool x86_entry(mv_x86_vcpu *vcpu, mv_x86_outcome *out)
 {
 	mv_x86_vcpu_complete(vcpu, NULL);
-	if (vcpu->ring && mv_dirty_ring_soft_full(vcpu->ring))
-		x86_exit_new(vcpu, HV_EXIT_DIRTY_RING_FULL);
-	else if (__atomic_exchange_n(&vcpu->kicked, 0, __ATOMIC_ACQ_REL))
-		x86_exit_new(vcpu, HV_EXIT_INTR);
-	else
+	if (x86_ring_full_exit(vcpu, out))
+		return true;
+	if (!__atomic_exchange_n(&vcpu->kicked, 0, __ATOMIC_ACQ_REL))
 		return false;
+	x86_exit_new(vcpu, HV_EXIT_INTR);
 	x86_outcome_exit(vcpu, out);
 	return true;
 }
@@ -299,6 +314,15 @@ static int x86_run(mv_x86_vcpu *vcpu, x86_plan *p, mv_x86_outcome *out)
 				x86_outcome_exit(vcpu, out);
 				return 0;
 			}
+			/*
+			 * Handled: the next try is a guest entry. The fault may
+			 * have pushed the entry that made the ring soft-full;
+			 * then the vCPU exits before the access runs, and after
+			 * harvest + reset (which protects the page again) the
+			 * access faults and logs its page once more, as in KVM.
+			 */
+			if (x86_ring_full_exit(vcpu, out))
+				return 0;
 			break;
 		}
 	}
