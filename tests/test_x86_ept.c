@@ -423,6 +423,31 @@ static void test_install_shared_rights(void **state)
 	t_fini(&t);
 }
 
+/* MV_EPT_INSTALL_ABSENT fills 0 and MMIO SPTEs, never a present leaf (KVM's prefetch). */
+static void test_install_absent_only(void **state)
+{
+	mv_pte young = mv_ept_leaf(HPA0, RWX, 3, true, true);
+	mv_pte prefetched = young & ~MV_EPT_A;
+	t_ept t;
+
+	(void)state;
+	t_init(&t, 4, true);
+	assert_int_equal(install(&t, 0x5000, 3, prefetched, SHARED | MV_EPT_INSTALL_ABSENT), MV_PGT_OK);
+	assert_int_equal(leaf_at(&t, 0x5000, NULL), prefetched);
+	assert_int_equal(install(&t, 0x6000, 3, mv_ept_mmio_spte(6, 3), SHARED), MV_PGT_OK);
+	assert_int_equal(install(&t, 0x6000, 3, prefetched, SHARED | MV_EPT_INSTALL_ABSENT), MV_PGT_OK);
+	assert_int_equal(leaf_at(&t, 0x6000, NULL), prefetched);
+	/* a present leaf stays, A included: no change, no INVEPT */
+	assert_int_equal(install(&t, 0x7000, 3, young, SHARED), MV_PGT_OK);
+	assert_int_equal(install(&t, 0x7000, 3, prefetched, SHARED | MV_EPT_INSTALL_ABSENT),
+			 MV_PGT_EXISTS);
+	assert_int_equal(install(&t, 0x7000, 3, prefetched, MV_EPT_INSTALL_ABSENT), MV_PGT_EXISTS);
+	assert_int_equal(leaf_at(&t, 0x7000, NULL), young);
+	assert_int_equal(t.nr_inv, 0);
+	check_tables(&t);
+	t_fini(&t);
+}
+
 static void test_install_exclusive_replaces(void **state)
 {
 	mv_pte l3 = mv_ept_leaf(HPA0 + 0x7000, RWX, 3, true, true);
@@ -843,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_install_range_errors),
 		cmocka_unit_test(test_install_shared_exists_again),
 		cmocka_unit_test(test_install_shared_rights),
+		cmocka_unit_test(test_install_absent_only),
 		cmocka_unit_test(test_install_exclusive_replaces),
 		cmocka_unit_test(test_zap_frees_tables),
 		cmocka_unit_test(test_zap_many_tables),

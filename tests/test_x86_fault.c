@@ -262,6 +262,14 @@ static void zap(fx *f, uint64_t gpa, uint64_t size)
 	pthread_rwlock_unlock(&f->vm->mmu_lock);
 }
 
+/* Write-protect [gpa, gpa + size) as GET_DIRTY_LOG does (mmu_lock for writing). */
+static void wrprotect(fx *f, uint64_t gpa, uint64_t size)
+{
+	pthread_rwlock_wrlock(&f->vm->mmu_lock);
+	assert_true(mv_ept_wrprotect(mv_x86_vm_ept(f->vm), gpa, size));
+	pthread_rwlock_unlock(&f->vm->mmu_lock);
+}
+
 /* ------------------------------------------------------------------ */
 /* Names and the exit qualification                                     */
 
@@ -293,13 +301,16 @@ static void test_exit_qual_to_error_code(void **state)
 	(void)state;
 	fx_ram(&f, NULL, HV_MEM_LOG_DIRTY_PAGES);
 	hva = hva_of(&f.ram, 0x3000);
+	f.ram.base[0x3000] = 1;   /* host-written: a read maps it writable (see below) */
 
 	ev = violation_q(&f, gpa, MV_EPT_VIOL_ACC_READ | MV_EPT_VIOL_GVA_VALID | MV_EPT_VIOL_GVA_TRANSLATED,
 			 false);
 	assert_action(&ev, MV_X86_ACT_MAPPED);
 	assert_int_equal(ev.pferr, MV_PFERR_USER | MV_PFERR_GUEST_FINAL);
-	/* A read of a logging slot: read-only, but MMU-writable for the fast path. */
-	assert_leaf(&f, gpa, 3, want_leaf(hva, MV_EPT_R | MV_EPT_X, 3, true));
+	/* A read of a logging slot: writable (make_spte), the page logged; then protected. */
+	assert_leaf(&f, gpa, 3, want_leaf(hva, MV_EPT_RWX, 3, true));
+	assert_true(dirty_bit(&f, 0, 3));
+	wrprotect(&f, gpa, SZ_4K);
 
 	/* A write the CPU reports as "not mapped" (bits 5:3 clear) is not tried fast. */
 	ev = violation_q(&f, gpa, MV_EPT_VIOL_ACC_WRITE | MV_EPT_VIOL_GVA_VALID, true);
@@ -312,6 +323,7 @@ static void test_exit_qual_to_error_code(void **state)
 	/* The same write on a present read-only leaf: the fast path. */
 	zap(&f, gpa, SZ_4K);
 	assert_mapped(&f, gpa, MV_X86_READ, 3);
+	wrprotect(&f, gpa, SZ_4K);
 	ev = violation_q(&f, gpa,
 			 MV_EPT_VIOL_ACC_WRITE | MV_EPT_VIOL_READABLE | MV_EPT_VIOL_EXECUTABLE |
 				 MV_EPT_VIOL_GVA_VALID | MV_EPT_VIOL_GVA_TRANSLATED,
@@ -492,12 +504,14 @@ static void test_level_refusals(void **state)
 	assert_rmap(&f);
 	fx_slot(&f, 0, 0, RAM_GPA, 0, 0);
 
-	/* Dirty logging: 4 KiB for reads and writes. */
+	/* Dirty logging: 4 KiB for reads and writes, both logged (writable leaves, make_spte). */
 	fx_slot(&f, 0, HV_MEM_LOG_DIRTY_PAGES, RAM_GPA, 4 * SZ_2M, hva_of(&f.ram, 0));
+	f.ram.base[0] = 1;
 	assert_mapped(&f, RAM_GPA, MV_X86_READ, 3);
 	assert_mapped(&f, RAM_GPA + SZ_2M, MV_X86_WRITE, 3);
 	assert_true(dirty_bit(&f, 0, 512));
-	assert_false(dirty_bit(&f, 0, 0));
+	assert_true(dirty_bit(&f, 0, 0));
+	assert_false(dirty_bit(&f, 0, 1));
 	assert_rmap(&f);
 	fx_fini(&f);
 }
@@ -740,9 +754,14 @@ static void test_fast_path_logging(void **state)
 	(void)state;
 	fx_ram(&f, NULL, HV_MEM_LOG_DIRTY_PAGES);
 	hva = hva_of(&f.ram, 0x7000);
+	f.ram.base[0x7000] = 1;
+	/* make_spte: the read maps the page writable and logs it; GET_DIRTY_LOG then protects it. */
 	assert_mapped(&f, gpa, MV_X86_READ, 3);
-	assert_leaf(&f, gpa, 3, want_leaf(hva, MV_EPT_R | MV_EPT_X, 3, true));
-	assert_false(dirty_bit(&f, 0, 7));
+	assert_leaf(&f, gpa, 3, want_leaf(hva, MV_EPT_RWX, 3, true));
+	assert_true(dirty_bit(&f, 0, 7));
+	fx_get_slot(&f, 0)->dirty_bitmap[0] = 0;
+	wrprotect(&f, gpa, SZ_4K);
+	assert_false(leaf_at(&f, gpa, NULL) & MV_EPT_W);
 
 	ev = write_fault_under_mmu_wrlock(&f, gpa);
 	assert_action(&ev, MV_X86_ACT_FAST);
@@ -758,15 +777,109 @@ static void test_fast_path_logging(void **state)
 	assert_int_equal(fx_stats(&f).fast_fixed, 1);
 
 	/* Re-protected (GET_DIRTY_LOG): fast again, logged again. */
-	pthread_rwlock_wrlock(&f.vm->mmu_lock);
-	assert_true(mv_ept_wrprotect(mv_x86_vm_ept(f.vm), gpa, SZ_4K));
-	pthread_rwlock_unlock(&f.vm->mmu_lock);
+	wrprotect(&f, gpa, SZ_4K);
 	fx_get_slot(&f, 0)->dirty_bitmap[0] = 0;
 	ev = violation(&f, gpa, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_FAST);
 	assert_true(dirty_bit(&f, 0, 7));
 	assert_int_equal(fx_stats(&f).fast_fixed, 2);
 	assert_rmap(&f);
+	fx_fini(&f);
+}
+
+/*
+ * Dirty logging follows x86 KVM's make_spte: a read or fetch fault maps a
+ * writable host page writable (ACC_ALL, map_writable) and, the leaf being
+ * writable in a logging slot, logs the page at once, at 4 KiB. A
+ * read-only host page maps read-only and is not logged. The pages are
+ * written by the host first: KVM's hva_to_pfn maps a read fault writable
+ * only when the host PTE already is (an untouched anonymous page would be
+ * the shared zero page; docs/soft_mmu.md, x86 differences).
+ */
+static void test_logging_read_maps_writable(void **state)
+{
+	mv_x86_vm_config cfg = { .nx_huge_pages = true };
+	region ro;
+	fx f;
+
+	(void)state;
+	fx_ram(&f, &cfg, HV_MEM_LOG_DIRTY_PAGES);
+	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	f.ram.base[0x3000] = 1;
+	f.ram.base[SZ_2M + 0x5000] = 1;
+	assert_mapped(&f, RAM_GPA + 0x3000, MV_X86_READ, 3);
+	assert_leaf(&f, RAM_GPA + 0x3000, 3, want_leaf(hva_of(&f.ram, 0x3000), MV_EPT_RWX, 3, true));
+	assert_true(dirty_bit(&f, 0, 3));
+	assert_mapped(&f, RAM_GPA + SZ_2M + 0x5000, MV_X86_FETCH, 3);
+	assert_leaf(&f, RAM_GPA + SZ_2M + 0x5000, 3,
+		    want_leaf(hva_of(&f.ram, SZ_2M + 0x5000), MV_EPT_RWX, 3, true));
+	assert_true(dirty_bit(&f, 0, 512 + 5));
+	assert_false(dirty_bit(&f, 0, 4));
+	assert_int_equal(fx_stats(&f).mapped[3], 2);
+
+	/* A read-only host mapping behind the logging slot: read-only, not logged. */
+	region_map(&ro, SZ_4K, SZ_4K, PROT_READ);
+	fx_slot(&f, 1, HV_MEM_LOG_DIRTY_PAGES, MMIO_GPA, SZ_4K, hva_of(&ro, 0));
+	assert_mapped(&f, MMIO_GPA, MV_X86_READ, 3);
+	assert_leaf(&f, MMIO_GPA, 3, want_leaf(hva_of(&ro, 0), MV_EPT_R | MV_EPT_X, 3, false));
+	assert_false(dirty_bit(&f, 1, 0));
+	assert_rmap(&f);
+	fx_fini(&f);
+	region_unmap(&ro);
+}
+
+/* vCPU 1's write fault of the same page, run between vCPU 0's host page and its install. */
+typedef struct race_ctx {
+	mv_x86_vcpu *other;
+	mv_x86_fault_event ev;
+	int calls;
+} race_ctx;
+
+static void racing_write_hook(void *arg, mv_x86_vcpu *vcpu, uint64_t gpa)
+{
+	race_ctx *r = arg;
+
+	if (vcpu == r->other || r->calls++)
+		return;
+	r->ev = (mv_x86_fault_event){
+		.exit_qual = MV_EPT_VIOL_ACC_WRITE | MV_EPT_VIOL_GVA_VALID | MV_EPT_VIOL_GVA_TRANSLATED,
+		.gpa = gpa,
+		.gva = TEST_GVA,
+		.len = 4,
+		.is_write = true,
+	};
+	x86_handle_ept_violation(r->other, &r->ev);
+}
+
+/*
+ * A read fault that loses the race to a write fault of the same page of a
+ * logging slot builds the very leaf the write installed: spurious, W kept,
+ * no INVEPT under mmu_lock for reading (the read-only leaf it used to
+ * build took W away under the read lock).
+ */
+static void test_logging_read_races_write(void **state)
+{
+	mv_error err = { 0 };
+	race_ctx r = { 0 };
+	uint64_t gpa = RAM_GPA + 0x9000, invept;
+	mv_x86_fault_event ev;
+	fx f;
+
+	(void)state;
+	fx_ram(&f, NULL, HV_MEM_LOG_DIRTY_PAGES);
+	assert_int_equal(mv_x86_vcpu_new(f.vm, 1, &r.other, &err), 0);
+	invept = __atomic_load_n(&mv_x86_vm_ept(f.vm)->nr_invept, __ATOMIC_RELAXED);
+	mv_x86_vm_set_fault_hook(f.vm, racing_write_hook, &r);
+	ev = violation(&f, gpa, MV_X86_READ);
+	mv_x86_vm_set_fault_hook(f.vm, NULL, NULL);
+	assert_int_equal(r.calls, 1);
+	assert_action(&r.ev, MV_X86_ACT_MAPPED);
+	assert_action(&ev, MV_X86_ACT_SPURIOUS);
+	assert_leaf(&f, gpa, 3, want_leaf(hva_of(&f.ram, 0x9000), MV_EPT_RWX, 3, true));
+	assert_int_equal(__atomic_load_n(&mv_x86_vm_ept(f.vm)->nr_invept, __ATOMIC_RELAXED), invept);
+	assert_true(dirty_bit(&f, 0, 9));
+	assert_rmap(&f);
+	mv_x86_vcpu_free(r.other);
 	fx_fini(&f);
 }
 
@@ -1139,6 +1252,8 @@ int main(void)
 		cmocka_unit_test(test_mmio_beyond_max_gfn),
 		cmocka_unit_test(test_readonly_slot),
 		cmocka_unit_test(test_fast_path_logging),
+		cmocka_unit_test(test_logging_read_maps_writable),
+		cmocka_unit_test(test_logging_read_races_write),
 		cmocka_unit_test(test_fast_path_refuses_huge_logging),
 		cmocka_unit_test(test_spurious_slow_path),
 		cmocka_unit_test(test_notifier_race),

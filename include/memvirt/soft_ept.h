@@ -146,6 +146,14 @@ void mv_ept_destroy(mv_ept *ept);
 uint64_t mv_ept_eptp(const mv_ept *ept);
 
 /*
+ * mv_ept_install flag (with the MV_PGT_WALK_* ones): fill only an entry
+ * that maps nothing (0 or an MMIO SPTE); a present leaf at the target is
+ * kept as it is and the call returns MV_PGT_EXISTS (KVM's prefetch skips
+ * present SPTEs).
+ */
+#define MV_EPT_INSTALL_ABSENT (1u << 16)
+
+/*
  * Install @spte (a leaf from mv_ept_leaf or an MMIO SPTE) for @gpa at
  * @level (1..3), creating tables on the way; *@tables_created (when not
  * NULL) is set to the number of tables this call linked, splits included.
@@ -165,6 +173,7 @@ uint64_t mv_ept_eptp(const mv_ept *ept);
  * target is split (its other pages stay mapped), a table at the target is
  * freed with everything below it. Any removal of rights or of an output is
  * followed by one INVEPT of the entry's range (before tables are freed).
+ * @walk_flags: MV_PGT_WALK_SHARED and MV_EPT_INSTALL_ABSENT.
  */
 mv_pgt_result mv_ept_install(mv_ept *ept, uint64_t gpa, int level, mv_pte spte,
 			     unsigned walk_flags, unsigned *tables_created);

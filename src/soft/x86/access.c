@@ -12,8 +12,8 @@
  *    under the TLB lock;
  *  - otherwise mmu_lock is taken for reading, each page is translated
  *    (xlate.c: guest paging through EPT, then EPT), the translations are
- *    inserted (unless an INVEPT ran meanwhile) and the access is performed
- *    under the TLB lock, still under mmu_lock.
+ *    inserted and the access is performed under the TLB lock, still under
+ *    mmu_lock.
  * Holding the TLB lock while touching host memory means an INVEPT (which
  * takes it) returns only after an access through a removed entry is over.
  * Nothing is written before every page is translated, so a fault leaves
@@ -197,26 +197,18 @@ static bool x86_walk(mv_x86_vcpu *vcpu, x86_plan *p, mv_tlb_entry *e, x86_xfault
 	return true;
 }
 
-/* Flushes of the vCPU's TLB so far (lock held). */
-static uint64_t x86_tlb_flushes(mv_x86_vcpu *vcpu)
-{
-	mv_tlb_stats st;
-
-	mv_tlb_get_stats(vcpu->tlb, &st);
-	return st.flushes;
-}
-
 /*
- * One guest entry: translate and perform, or fail with *f. An INVEPT can
- * run during the walk even under mmu_lock for reading (a fault replacing
- * a present leaf's rights); the access completes, as one in flight does,
- * but what the walk saw before the flush is not cached after it.
+ * One guest entry: translate and perform, or fail with *f. What the walk
+ * saw can be cached: mmu_lock held for reading keeps every INVEPT out
+ * (only the lock's writers take rights or outputs away; faults under it
+ * build the leaf another fault of the page built, or add rights, see
+ * tdp_fault.c; prefetch only fills empty entries; the fast path only
+ * adds W).
  */
 static bool x86_try(mv_x86_vcpu *vcpu, x86_plan *p, x86_xfault *f)
 {
 	mv_x86_vm *vm = vcpu->vm;
 	mv_tlb_entry e[2];
-	uint64_t flushes;
 	bool ok;
 
 	mv_tlb_lock(vcpu->tlb);
@@ -225,13 +217,12 @@ static bool x86_try(mv_x86_vcpu *vcpu, x86_plan *p, x86_xfault *f)
 		mv_tlb_unlock(vcpu->tlb);
 		return true;
 	}
-	flushes = x86_tlb_flushes(vcpu);
 	mv_tlb_unlock(vcpu->tlb);
 	pthread_rwlock_rdlock(&vm->mmu_lock);
 	ok = x86_walk(vcpu, p, e, f);
 	if (ok) {
 		mv_tlb_lock(vcpu->tlb);
-		for (unsigned i = 0; i < p->nparts && x86_tlb_flushes(vcpu) == flushes; i++)
+		for (unsigned i = 0; i < p->nparts; i++)
 			mv_tlb_insert(vcpu->tlb, &e[i]);
 		x86_perform(p);
 		mv_tlb_unlock(vcpu->tlb);

@@ -11,6 +11,7 @@
 typedef struct install_data {
 	mv_pte spte;
 	int level;
+	bool absent_only;         /* MV_EPT_INSTALL_ABSENT */
 	unsigned tables;          /* tables this call linked */
 	mv_pgt_span span;         /* entries that lost rights or an output */
 } install_data;
@@ -65,6 +66,8 @@ static mv_pgt_result table_at_target(const mv_pgt_ctx *ctx, install_data *d)
 
 static mv_pgt_result leaf_at_target(const mv_pgt_ctx *ctx, install_data *d)
 {
+	if (d->absent_only && mv_ept_is_present(ctx->old))
+		return MV_PGT_EXISTS;
 	if (ctx->old == d->spte)
 		return MV_PGT_OK;
 	if ((ctx->flags & MV_PGT_WALK_SHARED) && remaps(ctx->old, d->spte))
@@ -106,7 +109,8 @@ static bool spte_fits(const mv_ept *ept, mv_pte spte, int level)
 mv_pgt_result mv_ept_install(mv_ept *ept, uint64_t gpa, int level, mv_pte spte,
 			     unsigned walk_flags, unsigned *tables_created)
 {
-	install_data d = { .spte = spte, .level = level };
+	install_data d = { .spte = spte, .level = level,
+			   .absent_only = walk_flags & MV_EPT_INSTALL_ABSENT };
 	mv_pgt_walker w = {
 		install_visitor, &d,
 		MV_PGT_VISIT_LEAF | MV_PGT_VISIT_TABLE_PRE | (walk_flags & MV_PGT_WALK_SHARED),

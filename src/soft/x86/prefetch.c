@@ -12,8 +12,12 @@
  * - Only host pages that are already there (KVM: get_user_pages_fast_only
  *   with FOLL_WRITE, which never faults): resident per mincore, then the
  *   host oracle for poison and write access.
- * - Neighbours get what a read fault of a writable, non-logging slot gets:
- *   RWX, HOST_WRITABLE, MMU_WRITABLE, dirty, not accessed.
+ * - Neighbours get make_spte's leaf for a writable host page, not accessed
+ *   (KVM's prefetch: mark_spte_for_access_track).
+ * - Only entries that map nothing are filled (KVM skips present SPTEs;
+ *   MV_EPT_INSTALL_ABSENT): a leaf another vCPU installed meanwhile is
+ *   kept as it is (its A flag included), so prefetching never changes a
+ *   present leaf and needs no INVEPT.
  */
 #include "soft/x86/x86_fault.h"
 
@@ -37,9 +41,9 @@ static void x86_prefetch_one(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn
 	if (mv_ept_is_present(mv_pgt_read(sptep)) || !x86_host_resident(hva) ||
 	    mv_soft_host_page(vm->host, hva, true, &host_size) != 0)
 		return;
-	spte = mv_ept_leaf(hva, MV_EPT_RWX, X86_LEVEL_4K, true, true) | MV_SPTE_MMU_WRITABLE;
-	spte &= ~MV_EPT_A;
-	if (mv_ept_install(&vm->ept, gfn << 12, X86_LEVEL_4K, spte, MV_PGT_WALK_SHARED, NULL) != MV_PGT_OK)
+	spte = x86_make_spte(vm, hva, X86_LEVEL_4K, true, true);
+	if (mv_ept_install(&vm->ept, gfn << 12, X86_LEVEL_4K, spte,
+			   MV_PGT_WALK_SHARED | MV_EPT_INSTALL_ABSENT, NULL) != MV_PGT_OK)
 		return;
 	x86_rmap_add(slot, gfn, X86_LEVEL_4K, sptep);
 	X86_STAT_INC(vm, prefetched);

@@ -9,14 +9,23 @@
  *   (__gfn_to_pfn_memslot: poison and missing memory end KVM_RUN, here an
  *   ACT_ERROR sentence), then mmu_lock for reading: the sequence again
  *   (is_page_fault_stale), the level (lpage.c), the install.
- * - Rights (make_spte with ACC_ALL): read always; execute unless the leaf
- *   is huge and NX huge pages are on; write when the slot is writable and
- *   the host page is too (HOST_WRITABLE + MMU_WRITABLE), except on a read
- *   fault of a dirty-logged slot: that leaf stays read-only with
- *   MMU_WRITABLE, so its first write is the fast path's and marks the page
- *   dirty then. (KVM maps it writable at once and marks the page dirty on
- *   the read; keeping reads clean is the deliberate difference.) With A/D
- *   the leaf is accessed, and dirty when writable, from the start.
+ * - Rights (make_spte with ACC_ALL, arch/x86/kvm/mmu/spte.c): read
+ *   always; execute unless the leaf is huge and NX huge pages are on;
+ *   write when the slot is writable and the host page is too
+ *   (HOST_WRITABLE + MMU_WRITABLE, hva_to_pfn's map_writable), whatever
+ *   the access: a read or fetch fault gets a writable leaf as well, also
+ *   in a dirty-logged slot. make_spte then marks the page dirty because
+ *   the leaf is writable (mark_page_dirty_in_slot; 4 KiB only, since
+ *   logging forces that level), so a read of a logged page counts as a
+ *   write, as in KVM. (arm64 KVM differs: user_mem_abort maps a read
+ *   fault read-only while logging.) With A/D the leaf is accessed, and
+ *   dirty when writable, from the start.
+ * - So two faults of one page at one level build the same leaf (the host
+ *   page's writability changes only with an MMU-notifier invalidation,
+ *   which makes one of them stale), and a fault over a leaf it did not
+ *   build (a split child) only adds rights: a shared install never takes
+ *   a right away, and no INVEPT runs under mmu_lock for reading (the
+ *   access engine relies on it, access.c x86_try).
  * - Install: a compare-and-swap under mmu_lock for reading. When another
  *   size is in the way (a huge leaf above a 4 KiB target: dirty logging,
  *   NX; a table where a huge leaf goes: the host page became huge) the
@@ -40,7 +49,6 @@ typedef struct x86_fault {
 	uint64_t hva;              /* host address of the faulting page */
 	uint64_t seq;              /* mmu_invalidate_seq before the host page */
 	bool write;
-	bool logging;
 	bool host_writable;        /* hva_to_pfn's *writable */
 	x86_level_req lvl;
 } x86_fault;
@@ -121,20 +129,17 @@ static bool x86_fault_stale(const x86_fault *f)
 	       vm->mmu_invalidate_gfn_start < start + pages;
 }
 
-/* make_spte for the chosen level (see the top for the rights). */
-static mv_pte x86_make_spte(const x86_fault *f)
+/* make_spte (see the top for the rights; x86_fault.h). */
+mv_pte x86_make_spte(const mv_x86_vm *vm, uint64_t hva, int level, bool host_writable,
+		     bool prefetch)
 {
-	const mv_x86_vm *vm = f->vcpu->vm;
-	int level = f->lvl.level;
-	bool writable = f->host_writable && (f->write || !f->logging);
 	bool exec = level == X86_LEVEL_4K || !vm->cfg.nx_huge_pages;
-	unsigned rwx = MV_EPT_R | (writable ? MV_EPT_W : 0) | (exec ? MV_EPT_X : 0);
-	uint64_t hpa = f->hva & ~(x86_level_size(level) - 1);
-	mv_pte spte = mv_ept_leaf(hpa, rwx, level, f->host_writable, vm->ept.ad);
+	unsigned rwx = MV_EPT_R | MV_EPT_W | (exec ? MV_EPT_X : 0);
+	uint64_t hpa = hva & ~(x86_level_size(level) - 1);
+	mv_pte spte = mv_ept_leaf(hpa, rwx, level, host_writable, vm->ept.ad);
 
-	if (f->host_writable)
-		spte |= MV_SPTE_MMU_WRITABLE;
-	return spte;
+	/* mark_spte_for_access_track: with A/D, a prefetched leaf is not accessed yet. */
+	return prefetch ? spte & ~MV_EPT_A : spte;
 }
 
 /*
@@ -170,7 +175,7 @@ static mv_pgt_result x86_map(x86_fault *f, mv_pte *spte_out, mv_pte **sptep)
 {
 	mv_x86_vm *vm = f->vcpu->vm;
 	uint64_t gpa = (f->gfn << 12) & ~(x86_level_size(f->lvl.level) - 1);
-	mv_pte spte = x86_make_spte(f);
+	mv_pte spte = x86_make_spte(vm, f->hva, f->lvl.level, f->host_writable, false);
 	int level = 0;
 	mv_pgt_result r;
 
@@ -266,7 +271,6 @@ void x86_direct_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev, uint64_t p
 		x86_mmio_exit(vcpu, ev, MV_X86_ACT_MMIO);
 		return;
 	}
-	f.logging = f.slot->flags & HV_MEM_LOG_DIRTY_PAGES;
 	f.hva = mv_memslot_gfn_to_hva(f.slot, f.gfn);
 	if (x86_faultin(&f) < 0)
 		return;

@@ -80,6 +80,17 @@ static inline x86_lpage_info *x86_lpage(const mv_memslot *slot, uint64_t gfn, in
 void x86_direct_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev, uint64_t pferr);
 
 /*
+ * KVM's make_spte for a TDP leaf (ACC_ALL) mapping host page @hva (rounded
+ * down to @level's size) at @level: R; W when @host_writable (with
+ * HOST_WRITABLE, MMU_WRITABLE and, with A/D, D), whatever the faulting
+ * access; X unless the leaf is huge and NX huge pages are on; A with A/D,
+ * except for @prefetch (only used with A/D: the leaf is not accessed yet).
+ * A writable leaf of a logging slot must be logged dirty by the caller.
+ */
+mv_pte x86_make_spte(const mv_x86_vm *vm, uint64_t hva, int level, bool host_writable,
+		     bool prefetch);
+
+/*
  * End @ev with MV_X86_ACT_ERROR: @why in ev->detail and an
  * HV_EXIT_INTERNAL_ERROR exit (X86_INTERNAL_ERROR_UNEXPECTED).
  */
