@@ -657,6 +657,57 @@ static void test_mmio_generation(void **state)
 	region_unmap(&other);
 }
 
+/*
+ * MMIO SPTEs keep 19 bits of the generation: the memslot change whose
+ * generation ends in 19 zero bits zaps the whole EPT
+ * (kvm_mmu_invalidate_mmio_sptes -> kvm_mmu_zap_all_fast), or an SPTE
+ * 2^19 changes old would look current. The VM starts just below the wrap.
+ */
+static void test_mmio_generation_wrap(void **state)
+{
+	const uint64_t wrap = 1ull << MV_SPTE_MMIO_GEN_BITS;
+	mv_x86_vm_config cfg = { .memslot_generation = 3 * wrap - 2 };
+	uint64_t gpa = MMIO_GPA + 0x3000;
+	mv_x86_fault_event ev;
+	region other;
+	fx f;
+
+	(void)state;
+	fx_ram(&f, &cfg, 0);
+	region_map(&other, SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_memslots_generation(f.vm->slots), 3 * wrap - 1);
+	ev = violation(&f, gpa, MV_X86_READ);
+	assert_action(&ev, MV_X86_ACT_MMIO_SPTE);
+	assert_int_equal(mv_ept_mmio_spte_gen(leaf_at(&f, gpa, NULL)), wrap - 1);
+	assert_mapped(&f, RAM_GPA + 0x5000, MV_X86_WRITE, 3);
+	assert_int_equal(fx_stats(&f).mmio_gen_wraps, 0);
+
+	/* The change to generation 3 * 2^19: everything goes, the rmap with it. */
+	fx_slot(&f, 1, 0, 0x10000000ull, SZ_4K, hva_of(&other, 0));
+	assert_int_equal(mv_memslots_generation(f.vm->slots) & (wrap - 1), 0);
+	assert_no_leaf(&f, gpa);
+	assert_no_leaf(&f, RAM_GPA + 0x5000);
+	assert_int_equal(fx_stats(&f).mmio_gen_wraps, 1);
+	assert_rmap(&f);
+	/* The next access misconfigures no more: it faults, and caches generation 0. */
+	ev = misconfig(&f, gpa, false);
+	assert_action(&ev, MV_X86_ACT_RETRY);
+	ev = violation(&f, gpa, MV_X86_READ);
+	assert_action(&ev, MV_X86_ACT_MMIO_SPTE);
+	assert_int_equal(leaf_at(&f, gpa, NULL), mv_ept_mmio_spte(gpa >> 12, 0));
+	ev = misconfig(&f, gpa, false);
+	assert_action(&ev, MV_X86_ACT_MMIO_FAST);
+	assert_mapped(&f, RAM_GPA + 0x5000, MV_X86_WRITE, 3);
+
+	/* Later changes keep the SPTEs (the slow path rechecks them) until the next wrap. */
+	fx_slot(&f, 1, 0, 0x10000000ull, 0, 0);
+	assert_int_equal(leaf_at(&f, gpa, NULL), mv_ept_mmio_spte(gpa >> 12, 0));
+	assert_int_equal(fx_stats(&f).mmio_gen_wraps, 1);
+	assert_rmap(&f);
+	fx_fini(&f);
+	region_unmap(&other);
+}
+
 /* Beyond the host's MAXPHYADDR: MMIO without an SPTE (the entry could not hold the gfn). */
 static void test_mmio_beyond_max_gfn(void **state)
 {
@@ -1249,6 +1300,7 @@ int main(void)
 		cmocka_unit_test(test_nx_fetch_splits_huge_leaf),
 		cmocka_unit_test(test_mmio_spte_then_fast),
 		cmocka_unit_test(test_mmio_generation),
+		cmocka_unit_test(test_mmio_generation_wrap),
 		cmocka_unit_test(test_mmio_beyond_max_gfn),
 		cmocka_unit_test(test_readonly_slot),
 		cmocka_unit_test(test_fast_path_logging),

@@ -91,6 +91,7 @@ typedef struct mv_memslots_config {
 			    const mv_memslot *new);
 	void *arg;
 	const mv_allocator *alloc; /* NULL = libc */
+	uint64_t generation;       /* the generation before the first change (0; tests start elsewhere) */
 } mv_memslots_config;
 
 /* Create an empty set. Returns 0, -EINVAL (nr_as 0 or > 16, nr_slots too big) or -ENOMEM. */

@@ -201,6 +201,11 @@ typedef struct mv_x86_vm_config {
 	const mv_pgt_mm_ops *mm_ops; /* NULL = the VM owns a pool */
 	void *mm_arg;
 	const mv_allocator *alloc;
+	/*
+	 * For tests: the memslot generation before the first change (0), so
+	 * that a test can drive the 19 bits MMIO SPTEs keep across their wrap.
+	 */
+	uint64_t memslot_generation;
 } mv_x86_vm_config;
 
 int mv_x86_vm_new(const mv_x86_vm_config *cfg, mv_x86_vm **out, mv_error *err);
@@ -237,6 +242,7 @@ typedef struct mv_x86_vm_stats {
 	uint64_t mmio_sptes;        /* MMIO SPTEs installed */
 	uint64_t mmio_fast;         /* misconfig exits served from a current MMIO SPTE */
 	uint64_t mmio_stale;        /* MMIO SPTEs found with an old generation */
+	uint64_t mmio_gen_wraps;    /* memslot changes that wrapped the MMIO generation: EPT zapped */
 	uint64_t retries;           /* faults retried after an invalidation or a lost race */
 	uint64_t nx_splits;         /* huge pages refused / split for executable code */
 	uint64_t eager_splits;      /* huge pages split when logging started */

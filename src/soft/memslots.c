@@ -58,6 +58,7 @@ int mv_memslots_new(const mv_memslots_config *cfg, mv_memslots **out)
 	ms->alloc = cfg->alloc;
 	ms->nr_as = cfg->nr_as;
 	ms->nr_slots = cfg->nr_slots ? cfg->nr_slots : MV_MEMSLOT_SLOTS_NUM;
+	ms->generation = cfg->generation;
 	ms->dirty_bitmap = cfg->dirty_bitmap;
 	ms->arch_prepare = cfg->arch_prepare;
 	ms->arch_commit = cfg->arch_commit;

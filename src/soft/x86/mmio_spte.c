@@ -17,7 +17,9 @@
  *   Any other misconfiguration is a bug: KVM warns and KVM_RUN fails.
  * - Generations wrap at 19 bits; a memslot change that wraps them to 0
  *   must zap every MMIO SPTE (kvm_mmu_invalidate_mmio_sptes), or one
- *   2^19 changes old would look current.
+ *   2^19 changes old would look current. KVM has no list of them and zaps
+ *   everything (kvm_mmu_zap_all_fast); so does this VM, so that the rest
+ *   of the EPT behaves after a wrap as KVM's (every page faults again).
  */
 #include "soft/x86/x86_fault.h"
 
@@ -63,6 +65,20 @@ void x86_noslot_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev)
 			 gfn << 12, mv_pgt_result_name(r));
 		x86_fault_error(vcpu, ev, 0, r == MV_PGT_NOMEM ? -ENOMEM : -EFAULT, why);
 	}
+}
+
+void x86_mmio_gen_changed(mv_x86_vm *vm)
+{
+	if (mv_memslots_generation(vm->slots) & X86_MMIO_GEN_MASK)
+		return;
+	mv_ept_zap(&vm->ept, 0, (vm->max_gfn + 1) << 12);
+	/* Only address space 0 is mapped (SMM is not modelled). */
+	for (size_t i = 0; i < mv_memslots_count(vm->slots, 0); i++) {
+		const mv_memslot *s = mv_memslots_at(vm->slots, 0, i);
+
+		x86_rmap_drop_range(vm, s, s->base_gfn, s->base_gfn + s->npages);
+	}
+	X86_STAT_INC(vm, mmio_gen_wraps);
 }
 
 /* handle_mmio_page_fault, with slots_lock held for reading. */

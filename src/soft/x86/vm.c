@@ -127,10 +127,11 @@ static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 }
 
 /*
- * A deleted or moved slot loses its mappings and rmap entries
- * (kvm_arch_flush_shadow_memslot) and its metadata; a writable slot that
- * started logging gets kvm_mmu_slot_apply_flags (one that stopped needs
- * nothing, dirty.c). Faults are kept out by slots_lock.
+ * The new generation first (kvm_arch_memslots_updated: MMIO SPTEs when it
+ * wraps, mmio_spte.c); then a deleted or moved slot loses its mappings and
+ * rmap entries (kvm_arch_flush_shadow_memslot) and its metadata; a
+ * writable slot that started logging gets kvm_mmu_slot_apply_flags (one
+ * that stopped needs nothing, dirty.c). Faults are kept out by slots_lock.
  */
 static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_memslot *old,
 			       const mv_memslot *new)
@@ -138,6 +139,7 @@ static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_mem
 	mv_x86_vm *vm = arg;
 
 	pthread_rwlock_wrlock(&vm->mmu_lock);
+	x86_mmio_gen_changed(vm);
 	if (change == MV_MR_DELETE || change == MV_MR_MOVE) {
 		mv_ept_zap(&vm->ept, old->base_gfn << 12, old->npages << 12);
 		x86_rmap_drop_range(vm, old, old->base_gfn, old->base_gfn + old->npages);
@@ -300,6 +302,7 @@ static int x86_vm_init_parts(mv_x86_vm *vm)
 		.arch_commit = x86_vm_arch_commit,
 		.arg = vm,
 		.alloc = vm->alloc,
+		.generation = vm->cfg.memslot_generation,
 	};
 	int r;
 
@@ -430,6 +433,7 @@ void mv_x86_vm_get_stats(mv_x86_vm *vm, mv_x86_vm_stats *st)
 	st->mmio_sptes = x86_stat(&s->mmio_sptes);
 	st->mmio_fast = x86_stat(&s->mmio_fast);
 	st->mmio_stale = x86_stat(&s->mmio_stale);
+	st->mmio_gen_wraps = x86_stat(&s->mmio_gen_wraps);
 	st->retries = x86_stat(&s->retries);
 	st->nx_splits = x86_stat(&s->nx_splits);
 	st->eager_splits = x86_stat(&s->eager_splits);

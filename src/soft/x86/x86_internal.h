@@ -126,6 +126,12 @@ void x86_protect_masked(void *vm, const mv_memslot *slot, uint64_t offset, uint6
  * mode (mark_page_dirty_in_slot). Called by the fault path.
  */
 void x86_mark_page_dirty(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn);
+/*
+ * kvm_mmu_invalidate_mmio_sptes, after a memslot change (mmio_spte.c):
+ * when the generation's low 19 bits wrapped to 0, zap the whole EPT.
+ * mmu_lock held for writing.
+ */
+void x86_mmio_gen_changed(mv_x86_vm *vm);
 /* mmu_invalidate_retry_gfn: did an invalidation of @gfn start or finish since @seq? */
 bool x86_invalidate_retry(mv_x86_vm *vm, uint64_t seq, uint64_t gfn);
 
