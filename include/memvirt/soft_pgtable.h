@@ -207,4 +207,92 @@ size_t mv_pgt_pool_live_pages(const mv_pgt_pool *pool);
  */
 const mv_pgt_mm_ops *mv_pgt_pool_mm_ops(void);
 
+/* ---- Iterator (after Linux's arch/x86/kvm/mmu/tdp_iter.[ch]) ---- */
+
+/*
+ * A table iterator separates walking from policy: the caller loops over
+ * entries and decides what to do with each, while the iterator keeps the
+ * path of tables from the root down to the current entry. Stepping to the
+ * next entry, or seeking to another address, reads only the tables below
+ * the lowest table on the path that covers the target: within the current
+ * last-level table it costs an index, not a walk from the root.
+ *
+ * Order: mv_pgt_iter_start then mv_pgt_iter_next give every entry that
+ * overlaps [start, end) in the order of mv_pgt_walk with
+ * MV_PGT_VISIT_TABLE_PRE | MV_PGT_VISIT_LEAF (a table entry, then the
+ * entries of its table), stepping into tables only above @min_level.
+ * Works for any format (stage 2, EPT, tests), concatenated roots and
+ * levels -1..3 included.
+ *
+ * Entries are read atomically. Stepping down re-reads the current entry,
+ * so an entry the caller turned into a table (a split) is descended into
+ * and a table entry it cleared is not. The path holds pointers to table
+ * pages: it stays valid while no table on it is freed, so callers hold
+ * the VM's mmu_lock across the iteration, and call mv_pgt_iter_start
+ * again (a walk from the root) after dropping the lock or after removing
+ * a table themselves (KVM's tdp_iter_restart after a yield).
+ */
+#define MV_PGT_ITER_DEPTH 5     /* levels -1 .. 3 */
+
+typedef struct mv_pgt_iter {
+	mv_pgt *pgt;
+	mv_pte *ptep;            /* the current entry, in table memory */
+	mv_pte old;              /* its value when the iterator reached it */
+	uint64_t addr;           /* first input address the current entry covers */
+	uint64_t start, end;     /* the range iterated: [start, end) */
+	int level;               /* of the current entry */
+	int min_level;           /* the deepest level stepped into */
+	bool valid;              /* on an entry overlapping [start, end) */
+	mv_pgt_result result;    /* when !valid: MV_PGT_OK (range done), MV_PGT_RANGE, MV_PGT_FAULT */
+	mv_pte *path[MV_PGT_ITER_DEPTH];     /* [level - start_level]: the table of that level */
+	unsigned shift[MV_PGT_ITER_DEPTH];   /* mv_pgt_level_shift of that level */
+	uint64_t index_mask[MV_PGT_ITER_DEPTH]; /* entries of that level's table - 1 */
+} mv_pgt_iter;
+
+/*
+ * Position @it on the start-level entry covering @start (found by a
+ * one-entry mv_pgt_walk, so geometry and range are checked as there), to
+ * iterate [start, end) stepping into tables down to @min_level
+ * (pgt->last_level: every leaf). @start >= @end gives an iterator that is
+ * not valid but positioned, ready for mv_pgt_iter_seek. Returns
+ * MV_PGT_OK, MV_PGT_RANGE (geometry, @start beyond ia_bits, or @min_level
+ * outside start_level..last_level) or MV_PGT_FAULT (root unreachable);
+ * it->result says the same and it->valid is false unless MV_PGT_OK.
+ */
+mv_pgt_result mv_pgt_iter_start(mv_pgt_iter *it, mv_pgt *pgt, uint64_t start, uint64_t end,
+				int min_level);
+/*
+ * The next entry in pre-order: into the current entry's table (re-read)
+ * when it is one and the level is above min_level, else the entry beside
+ * it, else beside the closest parent that has one. it->valid becomes
+ * false past @end or the table's last entry (it->result MV_PGT_OK), or at
+ * an unreachable table (MV_PGT_FAULT); the position stays on a real
+ * entry, so mv_pgt_iter_seek may follow. No-op when not valid.
+ */
+void mv_pgt_iter_next(mv_pgt_iter *it);
+/*
+ * mv_pgt_iter_next, then on past every table entry it would step into:
+ * stops only on leaves, invalid entries and tables at min_level (KVM's
+ * for_each_tdp_pte filtered by is_last_spte).
+ */
+void mv_pgt_iter_next_leaf(mv_pgt_iter *it);
+/*
+ * Continue with [start, end), forwards or backwards, from the deepest
+ * entry covering @start (down to min_level, as mv_pgt_get_leaf would end),
+ * without a walk from the root: the iterator climbs its path to the
+ * lowest table covering @start and reads only the tables below it. Table
+ * entries above the new position are not visited. For an iterator that
+ * mv_pgt_iter_start positioned (valid or not since); it->valid is false
+ * when @start >= @end, MV_PGT_RANGE for @start beyond ia_bits (or an
+ * iterator never positioned), MV_PGT_FAULT for an unreachable table.
+ */
+void mv_pgt_iter_seek(mv_pgt_iter *it, uint64_t start, uint64_t end);
+/*
+ * The visitor context of the current entry (ptep, old, level, the range,
+ * addr = the later of start and the entry's first address, @flags as a
+ * walker's; arg NULL), so that the entry operations of the walker's users
+ * (mv_pgt_ctx_try_set, soft/pgtable_ops.h) apply to iterated entries.
+ */
+void mv_pgt_iter_ctx(const mv_pgt_iter *it, unsigned flags, mv_pgt_ctx *ctx);
+
 #endif
