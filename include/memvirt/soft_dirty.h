@@ -8,10 +8,17 @@
  * every function that must re-protect pages calls @protect with a slot, a
  * page offset that is a multiple of 64 and a non-zero 64-bit mask of pages
  * (kvm_arch_mmu_enable_log_dirty_pt_masked). Callers hold the VM's slot
- * lock (for reading) so the slot cannot go away. MMU locking is the
- * caller's choice: KVM holds mmu_lock for writing across a whole get or
- * clear, and takes it per coalesced mask in a ring reset; @protect either
- * runs under a lock its caller took or takes it itself.
+ * lock (for reading) so the slot cannot go away.
+ *
+ * Batching: every @protect call of one get, clear or ring reset gets the
+ * caller's @arg unchanged, so the arch can make the call one session: it
+ * takes mmu_lock (for writing) before the call and keeps it until after,
+ * keeps a table iterator (soft_pgtable.h) in @arg from mask to mask, and
+ * invalidates the TLBs once afterwards for everything that lost write
+ * permission (KVM holds mmu_lock across a get or clear and flushes once;
+ * it takes the lock per batch in a ring reset). A get or clear calls
+ * @protect in ascending offset order, so successive masks mostly fall in
+ * the same last-level table; a reset calls it in ring order.
  *
  * Errors are KVM's: -EINVAL for an as_id / slot id out of range or a bad
  * clear range, -ENOENT for a slot that is absent or has no bitmap (not
@@ -121,7 +128,8 @@ int mv_dirty_ring_harvest(mv_dirty_ring *ring, void (*fn)(void *, const hv_dirty
 			  void *opaque);
 /*
  * KVM_RESET_DIRTY_RINGS for one ring (any thread; resets of one ring are
- * serialised): walk entries marked F_RESET from the reset index, free them
+ * serialised by a lock of the ring, taken inside the caller's locks, such
+ * as the mmu_lock of its session): walk entries marked F_RESET from the reset index, free them
  * (flags 0) and re-protect their pages, coalescing as kvm_dirty_ring_reset
  * does: entries of one slot within 64 pages of each other (forwards or
  * backwards) make one batch, re-protected when the next entry does not fit

@@ -8,12 +8,14 @@
  *   into pages chunk by chunk; with manual protect + INITIALLY_SET nothing
  *   happens (the bitmap starts full and pages are protected as user space
  *   clears them).
- * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): one
- *   write-protect of the range from the first to the last page of a
- *   64-page mask, plus a split of that range with INITIALLY_SET and eager
- *   splitting. Gets and clears hold mmu_lock for writing across the whole
- *   bitmap, ring resets take it per batch; either invalidates the TLBs
- *   once, at the end (kvm_arch_flush_remote_tlbs(_memslot)).
+ * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): the range
+ *   from the first to the last page of a 64-page mask loses write
+ *   permission, plus a split of that range with INITIALLY_SET and eager
+ *   splitting. A get, a clear or a ring reset is one session: mmu_lock
+ *   held for writing throughout, one table iterator carried from mask to
+ *   mask (pages are protected from its position, without a walk from the
+ *   root), and the TLBs invalidated once, at the end
+ *   (kvm_arch_flush_remote_tlbs(_memslot)).
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (kvm_dirty_ring_check_request).
@@ -22,6 +24,7 @@
  *   under mmu_lock for writing, which breaks the block.
  */
 #include "soft/arm64/a64_dirty.h"
+#include "soft/pgtable_ops.h"
 
 #include <errno.h>
 #include <string.h>
@@ -45,18 +48,15 @@ static uint64_t a64_dirty_block_at(mv_a64_vm *vm, uint64_t ipa)
 }
 
 /*
- * kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for writing.
- * KVM's stage2_wp_range protects every leaf the range touches whole; a
- * block can be touched in part only with INITIALLY_SET (otherwise a dirty
- * page was written, so its 64-page word is mapped by pages), where the
- * range is widened to the blocks at its ends, because mv_s2_wrprotect
- * would split them instead.
+ * kvm_arch_mmu_enable_log_dirty_pt_masked for gfns [first, end) by stage-2
+ * walks, with mmu_lock held for writing. KVM's stage2_wp_range protects
+ * every leaf the range touches whole; a block can be touched in part only
+ * with INITIALLY_SET (otherwise a dirty page was written, so its 64-page
+ * word is mapped by pages), where the range is widened to the blocks at
+ * its ends, because mv_s2_wrprotect would split them instead.
  */
-static void a64_dirty_protect(mv_a64_vm *vm, const mv_memslot *slot, uint64_t offset,
-			      uint64_t mask)
+static void a64_dirty_protect(mv_a64_vm *vm, uint64_t first, uint64_t end)
 {
-	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
-	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
 	uint64_t start = first << 12, stop = end << 12, block;
 
 	if (vm->dirty_init_set) {
@@ -116,78 +116,125 @@ void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *n
 		mv_dirty_init_set(old, new);
 }
 
-/* ---- TLB maintenance: once per call, as KVM ---- */
-
-/* The range the write-protections of one get, clear or ring reset asked to invalidate. */
-typedef struct a64_tlbi_batch {
-	mv_a64_vm *vm;
-	uint64_t start, end;
-} a64_tlbi_batch;
-
-static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
-{
-	a64_tlbi_batch *b = arg;
-
-	if (ipa < b->start)
-		b->start = ipa;
-	if (ipa + size > b->end)
-		b->end = ipa + size;
-}
+/* ---- re-protection: one session per get, clear or ring reset ---- */
 
 /*
- * a64_dirty_protect with mmu_lock held for writing and the stage-2 TLB hook
- * collecting into @b instead of invalidating: the lock keeps every other
- * stage-2 operation (which invalidates for itself) out while it is swapped.
+ * One get, clear or KVM_RESET_DIRTY_RINGS: mmu_lock held for writing
+ * throughout (so the iterator's path of tables stays valid, and every
+ * other stage-2 operation, which invalidates for itself, stays out), the
+ * iterator carried from mask to mask (a get or clear gives masks in
+ * ascending order, so most seeks stay in the current last-level table),
+ * and the range that lost write permission, invalidated once at the end.
  */
-static void a64_protect_held(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+typedef struct a64_protect_session {
+	mv_a64_vm *vm;
+	mv_pgt_iter it;
+	bool positioned;            /* false: the next mask starts the iterator at the root */
+	mv_pgt_span tlbi;
+} a64_protect_session;
+
+static void a64_session_begin(a64_protect_session *s, mv_a64_vm *vm)
 {
-	a64_tlbi_batch *b = arg;
-	mv_a64_vm *vm = b->vm;
-
-	vm->s2.tlbi = a64_tlbi_collect;
-	vm->s2.tlbi_arg = b;
-	a64_dirty_protect(vm, slot, offset, mask);
-	vm->s2.tlbi = a64_vm_tlbi_ipa;
-	vm->s2.tlbi_arg = vm;
-}
-
-/* kvm_reset_dirty_gfn: the same for one ring batch, taking mmu_lock for it. */
-static void a64_protect_locking(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
-{
-	a64_tlbi_batch *b = arg;
-
-	pthread_rwlock_wrlock(&b->vm->mmu_lock);
-	a64_protect_held(b, slot, offset, mask);
-	pthread_rwlock_unlock(&b->vm->mmu_lock);
+	memset(s, 0, sizeof(*s));
+	s->vm = vm;
+	pthread_rwlock_wrlock(&vm->mmu_lock);
 }
 
 /*
  * kvm_arch_flush_remote_tlbs(_memslot): one invalidation of everything the
- * call write-protected. Until it, a vCPU may still write such a page
- * through a stale entry without a fault, but only before the call returns
- * to user space, which copies the pages afterwards.
+ * session write-protected, before mmu_lock is dropped. Until it, a vCPU
+ * may still write such a page through a stale entry without a fault, but
+ * only before the call returns to user space, which copies the pages
+ * afterwards.
  */
-static void a64_tlbi_flush(const a64_tlbi_batch *b)
+static void a64_session_end(a64_protect_session *s)
 {
-	if (b->end > b->start)
-		a64_vm_tlbi_ipa(b->vm, b->start, b->end - b->start);
+	if (s->tlbi.hi)
+		a64_vm_tlbi_ipa(s->vm, s->tlbi.lo, s->tlbi.hi - s->tlbi.lo);
+	pthread_rwlock_unlock(&s->vm->mmu_lock);
 }
 
-/* mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, under mmu_lock for writing. */
+/* The stage-2 TLB hook while a session's walks run: collect instead of invalidating. */
+static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
+{
+	mv_pgt_span *span = arg;
+
+	if (!span->hi || ipa < span->lo)
+		span->lo = ipa;
+	if (ipa + size > span->hi)
+		span->hi = ipa + size;
+}
+
+/* a64_dirty_protect within a session: its TLBIs collected, the iterator restarted after it. */
+static void a64_protect_walk(a64_protect_session *s, uint64_t first, uint64_t end)
+{
+	mv_a64_vm *vm = s->vm;
+
+	vm->s2.tlbi = a64_tlbi_collect;
+	vm->s2.tlbi_arg = &s->tlbi;
+	a64_dirty_protect(vm, first, end);
+	vm->s2.tlbi = a64_vm_tlbi_ipa;
+	vm->s2.tlbi_arg = vm;
+	/* A split replaced entries the iterator may stand on. */
+	s->positioned = false;
+}
+
+/*
+ * What mv_s2_wrprotect does to [ipa, end) when stage 2 maps it with pages
+ * or nothing: every writable page loses S2AP write in place (a
+ * permission change needs no break-before-make), from the iterator's
+ * position. False when a block is in the range (mv_s2_wrprotect's split
+ * and INITIALLY_SET's widening and split decide) or a table cannot be
+ * reached; what this call changed is then protected by the walk anyway.
+ */
+static bool a64_protect_pages(a64_protect_session *s, uint64_t ipa, uint64_t end)
+{
+	mv_pgt *pgt = &s->vm->s2.pgt;
+	mv_pgt_iter *it = &s->it;
+	mv_pgt_ctx ctx;
+
+	if (!s->positioned && mv_pgt_iter_start(it, pgt, ipa, end, pgt->last_level) != MV_PGT_OK)
+		return false;
+	s->positioned = true;
+	for (mv_pgt_iter_seek(it, ipa, end); it->valid; mv_pgt_iter_next_leaf(it)) {
+		if (!(it->old & MV_S2_VALID))
+			continue;
+		if (it->level != pgt->last_level)
+			return false;
+		if (!(it->old & MV_S2_S2AP_W))
+			continue;
+		mv_pgt_iter_ctx(it, 0, &ctx);
+		mv_pgt_ctx_set(&ctx, it->old & ~MV_S2_S2AP_W);
+		mv_pgt_span_add(&s->tlbi, &ctx);
+	}
+	return it->result == MV_PGT_OK;
+}
+
+/* The mv_dirty_protect_fn of a session: the pages from the first to the last of the mask. */
+static void a64_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	a64_protect_session *s = arg;
+	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
+	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
+
+	if (!a64_protect_pages(s, first << 12, end << 12))
+		a64_protect_walk(s, first, end);
+}
+
+/* mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, as one session. */
 static int a64_dirty_log_locked(mv_a64_vm *vm, uint32_t slot, uint64_t *out, uint64_t first_page,
 				uint32_t num_pages, const uint64_t *in)
 {
-	a64_tlbi_batch b = { vm, UINT64_MAX, 0 };
+	a64_protect_session s;
 	int r;
 
-	pthread_rwlock_wrlock(&vm->mmu_lock);
+	a64_session_begin(&s, vm);
 	if (out)
-		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_protect_held, &b);
+		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_protect_masked, &s);
 	else
-		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_protect_held,
-				       &b);
-	a64_tlbi_flush(&b);
-	pthread_rwlock_unlock(&vm->mmu_lock);
+		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_protect_masked,
+				       &s);
+	a64_session_end(&s);
 	return r;
 }
 
@@ -330,9 +377,15 @@ int mv_a64_vm_enable_dirty_ring(mv_a64_vm *vm, uint32_t entries)
 	return r;
 }
 
+/*
+ * One session for every vCPU's ring: KVM takes mmu_lock per coalesced
+ * batch; here it is held across the call, as for a get, so the iterator
+ * carries over from batch to batch. slots_lock (read) keeps vCPUs from
+ * being freed meanwhile.
+ */
 int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
 {
-	a64_tlbi_batch b = { vm, UINT64_MAX, 0 };
+	a64_protect_session s;
 	int total = 0;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
@@ -340,17 +393,18 @@ int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
 		pthread_rwlock_unlock(&vm->slots_lock);
 		return -EINVAL;
 	}
+	a64_session_begin(&s, vm);
 	for (unsigned i = 0; i < vm->max_vcpus; i++) {
 		mv_a64_vcpu *v;
 
-		/* Not held across the reset: mmu_lock comes before vcpus_lock. */
+		/* Only to read the pointer: the final TLBI takes vcpus_lock too. */
 		pthread_mutex_lock(&vm->vcpus_lock);
 		v = vm->vcpus[i];
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		if (v && v->ring)
-			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_protect_locking, &b);
+			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_protect_masked, &s);
 	}
-	a64_tlbi_flush(&b);
+	a64_session_end(&s);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return total;
 }

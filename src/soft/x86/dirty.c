@@ -17,16 +17,19 @@
  *   map huge pages again.
  * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): the masked
  *   pages lose W, and with INITIALLY_SET the huge pages of the masked range
- *   are split first (eager) or protected whole (lazy). Gets and clears
- *   hold mmu_lock for writing across the whole bitmap, ring resets take it
- *   per batch, as KVM.
+ *   are split first (eager) or protected whole (lazy). A get, a clear or a
+ *   ring reset is one session: mmu_lock held for writing throughout, one
+ *   table iterator carried from page to page (no walk from the root), one
+ *   INVEPT at the end covering every leaf that lost W.
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (access.c).
  */
 #include "soft/x86/x86_dirty.h"
+#include "soft/x86/ept_internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* ---- memslots and EPT ---- */
 
@@ -77,40 +80,94 @@ void x86_dirty_prepare(mv_x86_vm *vm, const mv_memslot *old, const mv_memslot *n
 		mv_dirty_init_set(old, new);
 }
 
+/* ---- re-protection: one session per get, clear or ring reset ---- */
+
 /*
- * kvm_arch_mmu_enable_log_dirty_pt_masked, with mmu_lock held for
- * writing: with INITIALLY_SET the huge pages from the first to the last
- * masked page are split first (unless lazy; a huge page kept is
- * write-protected whole below, as mv_ept_wrprotect protects a huge page it
- * covers in part); then the masked pages lose W, one EPT range per run of
- * set bits.
+ * One get, clear or KVM_RESET_DIRTY_RINGS: mmu_lock held for writing
+ * throughout (the iterator's path of tables stays valid: nothing frees a
+ * table meanwhile), the iterator carried from page to page, and the range
+ * of the leaves that lost W, invalidated once at the end (KVM's
+ * kvm_flush_remote_tlbs after the harvest).
  */
-static void x86_protect_held(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+typedef struct x86_protect_session {
+	mv_x86_vm *vm;
+	mv_pgt_iter it;
+	bool positioned;            /* false: the next seek starts the iterator at the root */
+	mv_pgt_span span;
+} x86_protect_session;
+
+static void x86_session_begin(x86_protect_session *s, mv_x86_vm *vm)
 {
-	mv_x86_vm *vm = arg;
-	uint64_t base = slot->base_gfn + offset;
-
-	if (vm->init_set && !vm->cfg.lazy_split)
-		x86_dirty_split(vm, slot, base + (uint64_t)__builtin_ctzll(mask),
-				   base + 64 - (uint64_t)__builtin_clzll(mask));
-	while (mask) {
-		unsigned start = (unsigned)__builtin_ctzll(mask);
-		uint64_t rest = ~(mask >> start);
-		unsigned run = rest ? (unsigned)__builtin_ctzll(rest) : 64;
-
-		mv_ept_wrprotect(&vm->ept, (base + start) << 12, (uint64_t)run << 12);
-		mask = start + run >= 64 ? 0 : mask & (~0ull << (start + run));
-	}
+	memset(s, 0, sizeof(*s));
+	s->vm = vm;
+	pthread_rwlock_wrlock(&vm->mmu_lock);
 }
 
-/* The same taking mmu_lock itself (ring resets: KVM locks per coalesced batch). */
-void x86_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+/* One INVEPT of every leaf that lost W, before mmu_lock is dropped. */
+static void x86_session_end(x86_protect_session *s)
 {
-	mv_x86_vm *vm = arg;
+	ept_invept_span(&s->vm->ept, &s->span);
+	pthread_rwlock_unlock(&s->vm->mmu_lock);
+}
 
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-	x86_protect_held(vm, slot, offset, mask);
-	pthread_rwlock_unlock(&vm->mmu_lock);
+/* The iterator on the leaf (or non-present entry) covering @gfn; false if none can be reached. */
+static bool x86_session_seek(x86_protect_session *s, uint64_t gfn)
+{
+	mv_pgt *pgt = &s->vm->ept.pgt;
+	uint64_t gpa = gfn << 12;
+
+	if (!s->positioned && mv_pgt_iter_start(&s->it, pgt, gpa, gpa, pgt->last_level) != MV_PGT_OK)
+		return false;
+	s->positioned = true;
+	mv_pgt_iter_seek(&s->it, gpa, gpa + 4096);
+	return s->it.valid;
+}
+
+/* Is a present huge page mapping @gfn? */
+static bool x86_session_huge_at(x86_protect_session *s, uint64_t gfn)
+{
+	return x86_session_seek(s, gfn) && s->it.level < s->it.pgt->last_level &&
+	       mv_ept_is_present(s->it.old);
+}
+
+/*
+ * mv_ept_wrprotect's rule for the leaf covering @gfn, from the iterator's
+ * position: a present leaf loses W by compare-and-swap, keeping
+ * MV_SPTE_MMU_WRITABLE, so a concurrent fast-path fix is never lost (a
+ * huge leaf is protected whole).
+ */
+static void x86_protect_gfn(x86_protect_session *s, uint64_t gfn)
+{
+	mv_pgt_ctx ctx;
+
+	if (!x86_session_seek(s, gfn) || !mv_ept_is_present(s->it.old) || !(s->it.old & MV_EPT_W))
+		return;
+	mv_pgt_iter_ctx(&s->it, 0, &ctx);
+	if (mv_pgt_ctx_update_bits(&ctx, 0, MV_EPT_W))
+		mv_pgt_span_add(&s->span, &ctx);
+}
+
+/*
+ * The mv_dirty_protect_fn of a session: with INITIALLY_SET (unless lazy)
+ * the huge pages from the first to the last masked page are split first
+ * (one covering any of them covers the first or the last: the mask spans
+ * fewer pages than a huge page); then every masked page's leaf loses W.
+ */
+static void x86_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
+{
+	x86_protect_session *s = arg;
+	mv_x86_vm *vm = s->vm;
+	uint64_t base = slot->base_gfn + offset;
+	uint64_t first = base + (uint64_t)__builtin_ctzll(mask);
+	uint64_t last = base + 63 - (uint64_t)__builtin_clzll(mask);
+
+	if (vm->init_set && !vm->cfg.lazy_split &&
+	    (x86_session_huge_at(s, first) || x86_session_huge_at(s, last))) {
+		x86_dirty_split(vm, slot, first, last + 1);
+		s->positioned = false;      /* the split replaced entries under the iterator */
+	}
+	for (; mask; mask &= mask - 1)
+		x86_protect_gfn(s, base + (uint64_t)__builtin_ctzll(mask));
 }
 
 /* ---- vCPUs ---- */
@@ -152,17 +209,18 @@ int mv_x86_vm_enable_manual_dirty_protect(mv_x86_vm *vm, uint32_t flags)
 /* KVM holds mmu_lock for writing across a whole get (or clear) that re-protects. */
 int mv_x86_vm_get_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t *bitmap)
 {
+	x86_protect_session s;
 	int r;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
 	if (vm->ring_entries) {
 		r = -ENXIO;
 	} else if (vm->manual_protect) {
-		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, x86_protect_held, vm);
+		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, NULL, NULL);
 	} else {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
-		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, x86_protect_held, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
+		x86_session_begin(&s, vm);
+		r = mv_dirty_get_log(vm->slots, slot, false, bitmap, x86_protect_masked, &s);
+		x86_session_end(&s);
 	}
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return r;
@@ -171,14 +229,15 @@ int mv_x86_vm_get_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t *bitmap)
 int mv_x86_vm_clear_dirty_log(mv_x86_vm *vm, uint32_t slot, uint64_t first_page,
 			      uint32_t num_pages, const uint64_t *bitmap)
 {
+	x86_protect_session s;
 	int r = -ENXIO;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
 	if (!vm->ring_entries) {
-		pthread_rwlock_wrlock(&vm->mmu_lock);
+		x86_session_begin(&s, vm);
 		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, bitmap,
-				       x86_protect_held, vm);
-		pthread_rwlock_unlock(&vm->mmu_lock);
+				       x86_protect_masked, &s);
+		x86_session_end(&s);
 	}
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return r;
@@ -211,26 +270,33 @@ int mv_x86_vm_enable_dirty_ring(mv_x86_vm *vm, uint32_t entries)
 
 /*
  * KVM_RESET_DIRTY_RINGS: every vCPU's harvested entries re-protected and
- * recycled. slots_lock (read) keeps vCPUs from being freed meanwhile
- * (mv_x86_vcpu_free takes it for writing); vcpus_lock cannot be held
- * because the re-protection takes mmu_lock.
+ * recycled, as one session (KVM takes mmu_lock per coalesced batch; here
+ * it is held across the call, as for a get, so the iterator carries over
+ * from batch to batch). slots_lock (read) keeps vCPUs from being freed
+ * meanwhile (mv_x86_vcpu_free takes it for writing); vcpus_lock is taken
+ * only to read a pointer, since the final INVEPT takes it too.
  */
 int mv_x86_vm_dirty_rings_reset(mv_x86_vm *vm)
 {
+	x86_protect_session s;
 	int n = 0;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries)
-		n = -EINVAL;
-	for (unsigned i = 0; i < vm->max_vcpus && n >= 0; i++) {
+	if (!vm->ring_entries) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return -EINVAL;
+	}
+	x86_session_begin(&s, vm);
+	for (unsigned i = 0; i < vm->max_vcpus; i++) {
 		mv_x86_vcpu *v;
 
 		pthread_mutex_lock(&vm->vcpus_lock);
 		v = vm->vcpus[i];
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		if (v)
-			n += mv_dirty_ring_reset(v->ring, vm->slots, x86_protect_masked, vm);
+			n += mv_dirty_ring_reset(v->ring, vm->slots, x86_protect_masked, &s);
 	}
+	x86_session_end(&s);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return n;
 }

@@ -1,7 +1,7 @@
 /*
  * Dirty logging of the x86 soft VM (dirty.c) as vm.c's memslot hooks call
- * it. The re-protection (x86_protect_masked) and the marking
- * (x86_mark_page_dirty) the fault path uses are in x86_internal.h.
+ * it. The marking the fault path uses (x86_mark_page_dirty) is in
+ * x86_internal.h.
  */
 #ifndef MV_SOFT_X86_DIRTY_H
 #define MV_SOFT_X86_DIRTY_H

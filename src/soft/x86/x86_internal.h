@@ -116,12 +116,6 @@ void x86_rmap_drop_range(mv_x86_vm *vm, const mv_memslot *slot, uint64_t gfn_sta
  */
 
 /*
- * Dirty-log re-protection of a slot's pages (write-protect their 4 KiB
- * leaves; lazy splitting: huge leaves are write-protected whole). The
- * mv_dirty_protect_fn of soft_dirty.h; takes mmu_lock for writing.
- */
-void x86_protect_masked(void *vm, const mv_memslot *slot, uint64_t offset, uint64_t mask);
-/*
  * Mark @gfn of @slot dirty: the slot bitmap, or the vCPU's ring in ring
  * mode (mark_page_dirty_in_slot). Called by the fault path.
  */
