@@ -6,7 +6,8 @@
  * (pre-order, leaves only, down to a minimum level); seeks land where a
  * walk from the root would, reading only the tables below the lowest table
  * of the path that covers the target; restarts (a yield) at any address
- * continue exactly; an entry the caller changes (split, cleared table) is
+ * continue exactly; runs of contiguous entries and prefetches from the
+ * level above are bounded by the table and the range; an entry the caller changes (split, cleared table) is
  * followed, and a replaced table on the path is picked up by a restart.
  * Errors: geometry, range, minimum level, unreachable root and tables.
  * Random tests print their seed; MV_SEED replays.
@@ -252,6 +253,18 @@ static void assert_at(const mv_pgt_iter *it, const visit_rec *r, bool aligned_st
 		assert_int_equal(ctx.addr, r->addr);
 }
 
+/* The run's length by its definition: entries left in the table, and entries overlapping the range. */
+static uint64_t expected_run(const mv_pgt_iter *it)
+{
+	const mv_pgt *p = it->pgt;
+	uint64_t size = mv_pgt_level_size(p, it->level);
+	uint64_t n = mv_pgt_level_entries(p, it->level);
+	uint64_t in_table = n - ((it->addr / size) & (n - 1));
+	uint64_t in_range = (it->end - it->addr + size - 1) / size;   /* ranges stay below 2^57 */
+
+	return in_range < in_table ? in_range : in_table;
+}
+
 /*
  * Iterate [start, end) from the root in pre-order (mv_pgt_iter_next) and,
  * from a seek, leaves only (mv_pgt_iter_next_leaf): the walker's entries
@@ -268,6 +281,7 @@ static void check_range(mv_pgt *p, uint64_t start, uint64_t end, int min_level, 
 	for (; it.valid; mv_pgt_iter_next(&it)) {
 		assert_true(k < l->n);
 		assert_at(&it, &l->v[k++], aligned);
+		assert_int_equal(mv_pgt_iter_run(&it), expected_run(&it));
 	}
 	assert_int_equal(k, l->n);
 	assert_int_equal(it.result, MV_PGT_OK);
@@ -592,6 +606,65 @@ static void test_changed_under_iterator(void **state)
 	t_fini(&t);
 }
 
+/*
+ * Runs: the entries from the current one to the end of its table or of
+ * the range, contiguous in memory; 0 when not valid. Prefetches: only
+ * from a table entry (one phys_to_virt, no entry read, no move), and
+ * nothing for an unreachable table or a range outside the entry.
+ */
+static void test_runs_and_prefetch(void **state)
+{
+	uint64_t base = 7 * SZ_1G;
+	mv_pgt_iter it, before;
+	unsigned long calls;
+	t_pgt t;
+
+	(void)state;
+	t_init(&t, &geo_concat);
+	for (unsigned i = 508; i < 512; i++)
+		t_set(&t, entry_at(&t, base + i * SZ_4K, 3, true), (0x1000ull * i) | TOY_VALID);
+	t_set(&t, entry_at(&t, base + SZ_2M, 3, true), 0x3000 | TOY_VALID);
+
+	mv_pgt_iter_start(&it, &t.pgt, base + 508 * SZ_4K, base + SZ_2M + SZ_4K, 3);
+	mv_pgt_iter_seek(&it, base + 508 * SZ_4K, base + SZ_2M + SZ_4K);
+	assert_int_equal(mv_pgt_iter_run(&it), 4);                /* to the table's end */
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(it.ptep[i], (0x1000ull * (508 + i)) | TOY_VALID);
+	mv_pgt_iter_seek(&it, base + 508 * SZ_4K, base + 510 * SZ_4K + 1);
+	assert_int_equal(mv_pgt_iter_run(&it), 3);                /* to the range's end */
+	mv_pgt_iter_seek(&it, base + 600 * SZ_4K, base + 601 * SZ_4K);
+	assert_int_equal(it.level, 3);
+	assert_int_equal(mv_pgt_iter_run(&it), 1);
+	mv_pgt_iter_seek(&it, base, base);
+	assert_int_equal(mv_pgt_iter_run(&it), 0);                /* not valid */
+
+	/* Prefetch from the level above the pages. */
+	mv_pgt_iter_start(&it, &t.pgt, base, base + 4 * SZ_2M, 2);
+	mv_pgt_iter_seek(&it, base + 508 * SZ_4K, base + 4 * SZ_2M);
+	assert_int_equal(it.level, 2);
+	before = it;
+	calls = p2v_calls;
+	mv_pgt_iter_prefetch(&it, base + 508 * SZ_4K, base + SZ_2M + SZ_4K);
+	assert_int_equal(p2v_calls - calls, 1);
+	assert_memory_equal(&it, &before, sizeof(it));
+	mv_pgt_iter_prefetch(&it, base + SZ_2M, base + 2 * SZ_2M);   /* outside the entry */
+	mv_pgt_iter_prefetch(&it, base + 5 * SZ_4K, base + 5 * SZ_4K); /* empty */
+	mv_pgt_iter_seek(&it, base + 2 * SZ_2M, base + 4 * SZ_2M);    /* an empty entry */
+	calls = p2v_calls;
+	mv_pgt_iter_prefetch(&it, base + 2 * SZ_2M, base + 3 * SZ_2M);
+	assert_int_equal(p2v_calls, calls);
+	mv_pgt_iter_seek(&it, base, base + SZ_2M);
+	p2v_unreachable = toy_table_pa(it.old);
+	mv_pgt_iter_prefetch(&it, base, base + SZ_2M);                /* unreachable: nothing */
+	p2v_unreachable = 0;
+	mv_pgt_iter_start(&it, &t.pgt, base + SZ_2M, base + SZ_2M + 1, 3);   /* on a page: nothing */
+	mv_pgt_iter_seek(&it, base + SZ_2M, base + SZ_2M + 1);
+	calls = p2v_calls;
+	mv_pgt_iter_prefetch(&it, base + SZ_2M, base + SZ_2M + 1);
+	assert_int_equal(p2v_calls, calls);
+	t_fini(&t);
+}
+
 /* An entry changed through the iterator's context, with the walker's entry operations. */
 static void test_ctx_updates(void **state)
 {
@@ -742,6 +815,7 @@ int main(void)
 		cmocka_unit_test(test_random_restarts),
 		cmocka_unit_test(test_crosses_tables),
 		cmocka_unit_test(test_changed_under_iterator),
+		cmocka_unit_test(test_runs_and_prefetch),
 		cmocka_unit_test(test_ctx_updates),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_real_formats),

@@ -44,6 +44,52 @@ typedef void (*mv_dirty_protect_fn)(void *arg, const mv_memslot *slot, uint64_t 
 				    uint64_t mask);
 
 /*
+ * A session's lookahead (see "Batching" above): a session that prefetches
+ * a mask's table entries when @protect receives it and protects the mask
+ * MV_DIRTY_AHEAD masks later has that many cache misses in flight at
+ * once, where protecting at once would wait for each (the last-level
+ * tables of a large slot lie far apart in memory). A queue of masks, in
+ * arrival order.
+ */
+#define MV_DIRTY_AHEAD 32
+
+typedef struct mv_dirty_mask {
+	const mv_memslot *slot;
+	uint64_t offset, mask;    /* as @protect got them */
+} mv_dirty_mask;
+
+typedef struct mv_dirty_ahead {
+	unsigned head, count;
+	mv_dirty_mask q[MV_DIRTY_AHEAD];
+} mv_dirty_ahead;
+
+/* Queue @m. When the queue was full, its oldest mask is taken out first into *@due: true. */
+static inline bool mv_dirty_ahead_push(mv_dirty_ahead *a, mv_dirty_mask m, mv_dirty_mask *due)
+{
+	bool full = a->count == MV_DIRTY_AHEAD;
+
+	if (full) {
+		*due = a->q[a->head];
+		a->head = (a->head + 1) % MV_DIRTY_AHEAD;
+		a->count--;
+	}
+	a->q[(a->head + a->count) % MV_DIRTY_AHEAD] = m;
+	a->count++;
+	return full;
+}
+
+/* Take the oldest queued mask into *@due (the end of a session drains the queue); false when empty. */
+static inline bool mv_dirty_ahead_pop(mv_dirty_ahead *a, mv_dirty_mask *due)
+{
+	if (!a->count)
+		return false;
+	*due = a->q[a->head];
+	a->head = (a->head + 1) % MV_DIRTY_AHEAD;
+	a->count--;
+	return true;
+}
+
+/*
  * KVM_GET_DIRTY_LOG for @slot (as_id << 16 | id): copy the slot's bitmap to
  * @out (HV_DIRTY_BITMAP_WORDS(npages << 12) words). Without @manual the
  * bitmap is cleared word by word (atomic exchange) and the pages that were

@@ -288,6 +288,23 @@ void mv_pgt_iter_next_leaf(mv_pgt_iter *it);
  */
 void mv_pgt_iter_seek(mv_pgt_iter *it, uint64_t start, uint64_t end);
 /*
+ * How many entries of the current table, from the current one on, overlap
+ * [start, end) (0 when not valid): it->ptep[0 .. n) are contiguous in
+ * table memory and cover [it->addr, it->addr + n * level size), so a
+ * caller may scan a run of leaves without stepping (reading and updating
+ * them atomically, as iterated entries). The iterator does not move.
+ */
+uint64_t mv_pgt_iter_run(const mv_pgt_iter *it);
+/*
+ * Prefetch for writing, without reading them, the entries covering the
+ * part of [addr, end) that the current entry covers, in the table it
+ * points to; nothing unless it is a table. An iterator whose min_level is
+ * one above the leaves, seeked to a range, so prefetches that range's
+ * leaves ahead of the iterator that will change them: the cache misses of
+ * far-apart tables then overlap instead of coming one after another.
+ */
+void mv_pgt_iter_prefetch(const mv_pgt_iter *it, uint64_t addr, uint64_t end);
+/*
  * The visitor context of the current entry (ptep, old, level, the range,
  * addr = the later of start and the entry's first address, @flags as a
  * walker's; arg NULL), so that the entry operations of the walker's users

@@ -22,6 +22,12 @@ static uint64_t iter_index(const mv_pgt_iter *it, uint64_t addr, int level)
 	return (addr >> it->shift[s]) & it->index_mask[s];
 }
 
+/* mv_pgt_read, inline: every step reads an entry. */
+static inline mv_pte iter_read(const mv_pte *ptep)
+{
+	return __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
+}
+
 static void iter_stop(mv_pgt_iter *it, mv_pgt_result r)
 {
 	it->valid = false;
@@ -34,7 +40,7 @@ static void iter_point(mv_pgt_iter *it, int level, uint64_t addr)
 	it->level = level;
 	it->addr = addr & ~((1ull << it->shift[iter_slot(it, level)]) - 1);
 	it->ptep = it->path[iter_slot(it, level)] + iter_index(it, addr, level);
-	it->old = mv_pgt_read(it->ptep);
+	it->old = iter_read(it->ptep);
 }
 
 /*
@@ -69,7 +75,7 @@ static bool iter_step_side(mv_pgt_iter *it)
 		return false;
 	it->addr += 1ull << it->shift[s];
 	it->ptep++;
-	it->old = mv_pgt_read(it->ptep);
+	it->old = iter_read(it->ptep);
 	return true;
 }
 
@@ -130,7 +136,7 @@ void mv_pgt_iter_next(mv_pgt_iter *it)
 		return;
 	if (it->level < it->min_level) {
 		/* The caller may have changed the entry since we read it (split, zap). */
-		it->old = mv_pgt_read(it->ptep);
+		it->old = iter_read(it->ptep);
 		if (iter_step_down(it))
 			return;
 	}
@@ -170,6 +176,45 @@ void mv_pgt_iter_seek(mv_pgt_iter *it, uint64_t start, uint64_t end)
 	it->result = MV_PGT_OK;
 	while (it->valid && iter_step_down(it))
 		;
+}
+
+uint64_t mv_pgt_iter_run(const mv_pgt_iter *it)
+{
+	unsigned s;
+	uint64_t to_table_end, to_range_end;
+
+	if (!it->valid)
+		return 0;
+	s = iter_slot(it, it->level);
+	to_table_end = it->index_mask[s] + 1 - iter_index(it, it->addr, it->level);
+	/* Entries overlapping [addr, end): end > addr while valid. */
+	to_range_end = ((it->end - it->addr - 1) >> it->shift[s]) + 1;
+	return to_range_end < to_table_end ? to_range_end : to_table_end;
+}
+
+/* Bytes the hardware moves at once: one prefetch per line. */
+#define ITER_CACHE_LINE 64
+
+void mv_pgt_iter_prefetch(const mv_pgt_iter *it, uint64_t addr, uint64_t end)
+{
+	const mv_pgt *pgt = it->pgt;
+	uint64_t entry_last, last;
+	const char *line, *stop;
+	mv_pte *child;
+
+	if (!it->valid || it->level >= pgt->last_level || !pgt->fmt->is_table(it->old, it->level))
+		return;
+	child = pgt->mm_ops->phys_to_virt(pgt->mm_arg, pgt->fmt->table_pa(it->old));
+	entry_last = it->addr + ((1ull << it->shift[iter_slot(it, it->level)]) - 1);
+	if (!child || end <= addr || addr > entry_last || end - 1 < it->addr)
+		return;
+	addr = addr > it->addr ? addr : it->addr;
+	last = end - 1 < entry_last ? end - 1 : entry_last;
+	line = (const char *)((uintptr_t)&child[iter_index(it, addr, it->level + 1)] &
+			      ~(uintptr_t)(ITER_CACHE_LINE - 1));
+	stop = (const char *)&child[iter_index(it, last, it->level + 1)];
+	for (; line <= stop; line += ITER_CACHE_LINE)
+		__builtin_prefetch(line, 1, 3);
 }
 
 void mv_pgt_iter_ctx(const mv_pgt_iter *it, unsigned flags, mv_pgt_ctx *ctx)

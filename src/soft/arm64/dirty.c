@@ -120,16 +120,20 @@ void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *n
 
 /*
  * One get, clear or KVM_RESET_DIRTY_RINGS: mmu_lock held for writing
- * throughout (so the iterator's path of tables stays valid, and every
- * other stage-2 operation, which invalidates for itself, stays out), the
- * iterator carried from mask to mask (a get or clear gives masks in
- * ascending order, so most seeks stay in the current last-level table),
- * and the range that lost write permission, invalidated once at the end.
+ * throughout (so the iterators' paths of tables stay valid, and every
+ * other stage-2 operation, which invalidates for itself, stays out); two
+ * iterators carried from mask to mask (a get or clear gives masks in
+ * ascending order, so most seeks stay in the current last-level table):
+ * one prefetches each mask's pages when it arrives, the other protects
+ * them MV_DIRTY_AHEAD masks later; the range that lost write permission,
+ * invalidated once at the end.
  */
 typedef struct a64_protect_session {
 	mv_a64_vm *vm;
-	mv_pgt_iter it;
-	bool positioned;            /* false: the next mask starts the iterator at the root */
+	mv_pgt_iter it;             /* protects, down to the pages */
+	mv_pgt_iter ahead;          /* prefetches the pages, from the level above them */
+	bool positioned;            /* false: the iterators start again at the root */
+	mv_dirty_ahead queue;       /* masks prefetched, not yet protected */
 	mv_pgt_span tlbi;
 } a64_protect_session;
 
@@ -140,18 +144,16 @@ static void a64_session_begin(a64_protect_session *s, mv_a64_vm *vm)
 	pthread_rwlock_wrlock(&vm->mmu_lock);
 }
 
-/*
- * kvm_arch_flush_remote_tlbs(_memslot): one invalidation of everything the
- * session write-protected, before mmu_lock is dropped. Until it, a vCPU
- * may still write such a page through a stale entry without a fault, but
- * only before the call returns to user space, which copies the pages
- * afterwards.
- */
-static void a64_session_end(a64_protect_session *s)
+/* Both iterators on their paths (from the root when a walk may have changed entries). */
+static bool a64_session_positioned(a64_protect_session *s, uint64_t ipa)
 {
-	if (s->tlbi.hi)
-		a64_vm_tlbi_ipa(s->vm, s->tlbi.lo, s->tlbi.hi - s->tlbi.lo);
-	pthread_rwlock_unlock(&s->vm->mmu_lock);
+	mv_pgt *pgt = &s->vm->s2.pgt;
+
+	if (!s->positioned)
+		s->positioned = mv_pgt_iter_start(&s->it, pgt, ipa, ipa, pgt->last_level) == MV_PGT_OK &&
+				mv_pgt_iter_start(&s->ahead, pgt, ipa, ipa, pgt->last_level - 1) ==
+					MV_PGT_OK;
+	return s->positioned;
 }
 
 /* The stage-2 TLB hook while a session's walks run: collect instead of invalidating. */
@@ -165,7 +167,7 @@ static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
 		span->hi = ipa + size;
 }
 
-/* a64_dirty_protect within a session: its TLBIs collected, the iterator restarted after it. */
+/* a64_dirty_protect within a session: its TLBIs collected, the iterators restarted after it. */
 static void a64_protect_walk(a64_protect_session *s, uint64_t first, uint64_t end)
 {
 	mv_a64_vm *vm = s->vm;
@@ -175,50 +177,116 @@ static void a64_protect_walk(a64_protect_session *s, uint64_t first, uint64_t en
 	a64_dirty_protect(vm, first, end);
 	vm->s2.tlbi = a64_vm_tlbi_ipa;
 	vm->s2.tlbi_arg = vm;
-	/* A split replaced entries the iterator may stand on. */
+	/* A split replaced entries the iterators may stand on. */
 	s->positioned = false;
 }
 
 /*
+ * Pages [ipa, ipa + n pages) from their entries at @ptep: every writable
+ * one loses S2AP write in place (a permission change needs no
+ * break-before-make). mmu_lock is held for writing, so nothing else
+ * changes them: a plain atomic store, as mv_pgt_ctx_set in an exclusive
+ * walk (valid to valid: no page count change).
+ */
+static void a64_protect_run(a64_protect_session *s, mv_pte *ptep, uint64_t n, uint64_t ipa)
+{
+	uint64_t page = 1ull << s->vm->s2.pgt.granule_shift;
+
+	for (uint64_t i = 0; i < n; i++) {
+		mv_pte pte = __atomic_load_n(&ptep[i], __ATOMIC_ACQUIRE);   /* mv_pgt_read, inline */
+
+		if ((pte & (MV_S2_VALID | MV_S2_S2AP_W)) != (MV_S2_VALID | MV_S2_S2AP_W))
+			continue;
+		__atomic_store_n(&ptep[i], pte & ~MV_S2_S2AP_W, __ATOMIC_RELEASE);
+		a64_tlbi_collect(&s->tlbi, ipa + i * page, page);
+	}
+}
+
+/*
  * What mv_s2_wrprotect does to [ipa, end) when stage 2 maps it with pages
- * or nothing: every writable page loses S2AP write in place (a
- * permission change needs no break-before-make), from the iterator's
- * position. False when a block is in the range (mv_s2_wrprotect's split
- * and INITIALLY_SET's widening and split decide) or a table cannot be
- * reached; what this call changed is then protected by the walk anyway.
+ * or nothing, from the iterator's position: the pages of each last-level
+ * table in the range are protected as one run. False when a block is in
+ * the range (mv_s2_wrprotect's split and INITIALLY_SET's widening and
+ * split decide) or a table cannot be reached; what this call changed is
+ * then protected by the walk anyway.
  */
 static bool a64_protect_pages(a64_protect_session *s, uint64_t ipa, uint64_t end)
 {
 	mv_pgt *pgt = &s->vm->s2.pgt;
 	mv_pgt_iter *it = &s->it;
-	mv_pgt_ctx ctx;
+	uint64_t n;
 
-	if (!s->positioned && mv_pgt_iter_start(it, pgt, ipa, end, pgt->last_level) != MV_PGT_OK)
+	if (!a64_session_positioned(s, ipa))
 		return false;
-	s->positioned = true;
-	for (mv_pgt_iter_seek(it, ipa, end); it->valid; mv_pgt_iter_next_leaf(it)) {
-		if (!(it->old & MV_S2_VALID))
+	mv_pgt_iter_seek(it, ipa, end);
+	while (it->valid) {
+		if (it->level != pgt->last_level) {
+			if (it->old & MV_S2_VALID)
+				return false;
+			mv_pgt_iter_next_leaf(it);      /* nothing mapped there */
 			continue;
-		if (it->level != pgt->last_level)
-			return false;
-		if (!(it->old & MV_S2_S2AP_W))
-			continue;
-		mv_pgt_iter_ctx(it, 0, &ctx);
-		mv_pgt_ctx_set(&ctx, it->old & ~MV_S2_S2AP_W);
-		mv_pgt_span_add(&s->tlbi, &ctx);
+		}
+		n = mv_pgt_iter_run(it);
+		a64_protect_run(s, it->ptep, n, it->addr);
+		ipa = it->addr + (n << pgt->granule_shift);
+		if (ipa >= end)
+			return true;
+		mv_pgt_iter_seek(it, ipa, end);         /* the next table */
 	}
 	return it->result == MV_PGT_OK;
 }
 
-/* The mv_dirty_protect_fn of a session: the pages from the first to the last of the mask. */
+/* The gfns [*first, *end) from the first to the last page of @m. */
+static void a64_mask_gfns(const mv_dirty_mask *m, uint64_t *first, uint64_t *end)
+{
+	uint64_t base = m->slot->base_gfn + m->offset;
+
+	*first = base + (uint64_t)__builtin_ctzll(m->mask);
+	*end = base + 64 - (uint64_t)__builtin_clzll(m->mask);
+}
+
+/* kvm_arch_mmu_enable_log_dirty_pt_masked for a mask whose pages were prefetched. */
+static void a64_protect_due(a64_protect_session *s, const mv_dirty_mask *m)
+{
+	uint64_t first, end;
+
+	a64_mask_gfns(m, &first, &end);
+	if (!a64_protect_pages(s, first << 12, end << 12))
+		a64_protect_walk(s, first, end);
+}
+
+/* The mv_dirty_protect_fn of a session: prefetch the mask's pages, protect an older mask. */
 static void a64_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
 {
 	a64_protect_session *s = arg;
-	uint64_t first = slot->base_gfn + offset + (uint64_t)__builtin_ctzll(mask);
-	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
+	mv_dirty_mask m = { slot, offset, mask }, due;
+	uint64_t first, end;
 
-	if (!a64_protect_pages(s, first << 12, end << 12))
-		a64_protect_walk(s, first, end);
+	a64_mask_gfns(&m, &first, &end);
+	if (a64_session_positioned(s, first << 12)) {
+		mv_pgt_iter_seek(&s->ahead, first << 12, end << 12);
+		mv_pgt_iter_prefetch(&s->ahead, first << 12, end << 12);
+	}
+	if (mv_dirty_ahead_push(&s->queue, m, &due))
+		a64_protect_due(s, &due);
+}
+
+/*
+ * The masks still queued, then kvm_arch_flush_remote_tlbs(_memslot): one
+ * invalidation of everything the session write-protected, before mmu_lock
+ * is dropped. Until it, a vCPU may still write such a page through a
+ * stale entry without a fault, but only before the call returns to user
+ * space, which copies the pages afterwards.
+ */
+static void a64_session_end(a64_protect_session *s)
+{
+	mv_dirty_mask due;
+
+	while (mv_dirty_ahead_pop(&s->queue, &due))
+		a64_protect_due(s, &due);
+	if (s->tlbi.hi)
+		a64_vm_tlbi_ipa(s->vm, s->tlbi.lo, s->tlbi.hi - s->tlbi.lo);
+	pthread_rwlock_unlock(&s->vm->mmu_lock);
 }
 
 /* mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, as one session. */

@@ -84,15 +84,19 @@ void x86_dirty_prepare(mv_x86_vm *vm, const mv_memslot *old, const mv_memslot *n
 
 /*
  * One get, clear or KVM_RESET_DIRTY_RINGS: mmu_lock held for writing
- * throughout (the iterator's path of tables stays valid: nothing frees a
- * table meanwhile), the iterator carried from page to page, and the range
- * of the leaves that lost W, invalidated once at the end (KVM's
- * kvm_flush_remote_tlbs after the harvest).
+ * throughout (the iterators' paths of tables stay valid: nothing frees a
+ * table meanwhile); two iterators carried from mask to mask: one
+ * prefetches each mask's leaves when it arrives, the other protects them
+ * MV_DIRTY_AHEAD masks later; the range of the leaves that lost W,
+ * invalidated once at the end (KVM's kvm_flush_remote_tlbs after the
+ * harvest).
  */
 typedef struct x86_protect_session {
 	mv_x86_vm *vm;
-	mv_pgt_iter it;
-	bool positioned;            /* false: the next seek starts the iterator at the root */
+	mv_pgt_iter it;             /* protects, down to the 4 KiB leaves */
+	mv_pgt_iter ahead;          /* prefetches the leaves, from the level above them */
+	bool positioned;            /* false: the iterators start again at the root */
+	mv_dirty_ahead queue;       /* masks prefetched, not yet protected */
 	mv_pgt_span span;
 } x86_protect_session;
 
@@ -103,22 +107,25 @@ static void x86_session_begin(x86_protect_session *s, mv_x86_vm *vm)
 	pthread_rwlock_wrlock(&vm->mmu_lock);
 }
 
-/* One INVEPT of every leaf that lost W, before mmu_lock is dropped. */
-static void x86_session_end(x86_protect_session *s)
+/* Both iterators on their paths (from the root after a split changed entries). */
+static bool x86_session_positioned(x86_protect_session *s, uint64_t gpa)
 {
-	ept_invept_span(&s->vm->ept, &s->span);
-	pthread_rwlock_unlock(&s->vm->mmu_lock);
+	mv_pgt *pgt = &s->vm->ept.pgt;
+
+	if (!s->positioned)
+		s->positioned = mv_pgt_iter_start(&s->it, pgt, gpa, gpa, pgt->last_level) == MV_PGT_OK &&
+				mv_pgt_iter_start(&s->ahead, pgt, gpa, gpa, pgt->last_level - 1) ==
+					MV_PGT_OK;
+	return s->positioned;
 }
 
 /* The iterator on the leaf (or non-present entry) covering @gfn; false if none can be reached. */
 static bool x86_session_seek(x86_protect_session *s, uint64_t gfn)
 {
-	mv_pgt *pgt = &s->vm->ept.pgt;
 	uint64_t gpa = gfn << 12;
 
-	if (!s->positioned && mv_pgt_iter_start(&s->it, pgt, gpa, gpa, pgt->last_level) != MV_PGT_OK)
+	if (!x86_session_positioned(s, gpa))
 		return false;
-	s->positioned = true;
 	mv_pgt_iter_seek(&s->it, gpa, gpa + 4096);
 	return s->it.valid;
 }
@@ -147,27 +154,62 @@ static void x86_protect_gfn(x86_protect_session *s, uint64_t gfn)
 		mv_pgt_span_add(&s->span, &ctx);
 }
 
+/* The first and last gfn of @m. */
+static void x86_mask_gfns(const mv_dirty_mask *m, uint64_t *first, uint64_t *last)
+{
+	uint64_t base = m->slot->base_gfn + m->offset;
+
+	*first = base + (uint64_t)__builtin_ctzll(m->mask);
+	*last = base + 63 - (uint64_t)__builtin_clzll(m->mask);
+}
+
 /*
- * The mv_dirty_protect_fn of a session: with INITIALLY_SET (unless lazy)
- * the huge pages from the first to the last masked page are split first
- * (one covering any of them covers the first or the last: the mask spans
- * fewer pages than a huge page); then every masked page's leaf loses W.
+ * kvm_arch_mmu_enable_log_dirty_pt_masked for a mask whose leaves were
+ * prefetched: with INITIALLY_SET (unless lazy) the huge pages from the
+ * first to the last masked page are split first (one covering any of them
+ * covers the first or the last: the mask spans fewer pages than a huge
+ * page); then every masked page's leaf loses W.
  */
+static void x86_protect_due(x86_protect_session *s, const mv_dirty_mask *m)
+{
+	mv_x86_vm *vm = s->vm;
+	uint64_t base = m->slot->base_gfn + m->offset, first, last;
+
+	x86_mask_gfns(m, &first, &last);
+	if (vm->init_set && !vm->cfg.lazy_split &&
+	    (x86_session_huge_at(s, first) || x86_session_huge_at(s, last))) {
+		x86_dirty_split(vm, m->slot, first, last + 1);
+		s->positioned = false;      /* the split replaced entries under the iterators */
+	}
+	for (uint64_t bits = m->mask; bits; bits &= bits - 1)
+		x86_protect_gfn(s, base + (uint64_t)__builtin_ctzll(bits));
+}
+
+/* The mv_dirty_protect_fn of a session: prefetch the mask's leaves, protect an older mask. */
 static void x86_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
 {
 	x86_protect_session *s = arg;
-	mv_x86_vm *vm = s->vm;
-	uint64_t base = slot->base_gfn + offset;
-	uint64_t first = base + (uint64_t)__builtin_ctzll(mask);
-	uint64_t last = base + 63 - (uint64_t)__builtin_clzll(mask);
+	mv_dirty_mask m = { slot, offset, mask }, due;
+	uint64_t first, last;
 
-	if (vm->init_set && !vm->cfg.lazy_split &&
-	    (x86_session_huge_at(s, first) || x86_session_huge_at(s, last))) {
-		x86_dirty_split(vm, slot, first, last + 1);
-		s->positioned = false;      /* the split replaced entries under the iterator */
+	x86_mask_gfns(&m, &first, &last);
+	if (x86_session_positioned(s, first << 12)) {
+		mv_pgt_iter_seek(&s->ahead, first << 12, (last + 1) << 12);
+		mv_pgt_iter_prefetch(&s->ahead, first << 12, (last + 1) << 12);
 	}
-	for (; mask; mask &= mask - 1)
-		x86_protect_gfn(s, base + (uint64_t)__builtin_ctzll(mask));
+	if (mv_dirty_ahead_push(&s->queue, m, &due))
+		x86_protect_due(s, &due);
+}
+
+/* The masks still queued, then one INVEPT of every leaf that lost W, before mmu_lock is dropped. */
+static void x86_session_end(x86_protect_session *s)
+{
+	mv_dirty_mask due;
+
+	while (mv_dirty_ahead_pop(&s->queue, &due))
+		x86_protect_due(s, &due);
+	ept_invept_span(&s->vm->ept, &s->span);
+	pthread_rwlock_unlock(&s->vm->mmu_lock);
 }
 
 /* ---- vCPUs ---- */
