@@ -245,7 +245,7 @@ static void assert_at(const mv_pgt_iter *it, const visit_rec *r, bool aligned_st
 	assert_int_equal(it->old, r->old);
 	assert_int_equal(it->level, r->level);
 	assert_int_equal(it->addr, r->addr & ~(mv_pgt_level_size(it->pgt, r->level) - 1));
-	mv_pgt_iter_ctx(it, MV_PGT_WALK_SHARED, &ctx);
+	mv_pgt_iter_ctx(it, 0, MV_PGT_WALK_SHARED, &ctx);
 	assert_ptr_equal(ctx.ptep, r->ptep);
 	assert_int_equal(ctx.level, r->level);
 	assert_int_equal(ctx.flags, MV_PGT_WALK_SHARED);
@@ -665,7 +665,7 @@ static void test_runs_and_prefetch(void **state)
 	t_fini(&t);
 }
 
-/* An entry changed through the iterator's context, with the walker's entry operations. */
+/* Entries changed through the iterator's contexts (current, in a run) by the walker's operations. */
 static void test_ctx_updates(void **state)
 {
 	mv_pgt_iter it;
@@ -677,7 +677,7 @@ static void test_ctx_updates(void **state)
 	t_set(&t, entry_at(&t, 5 * SZ_4K, 3, true), 0x9000 | TOY_VALID);
 	mv_pgt_iter_start(&it, &t.pgt, 5 * SZ_4K + 12, 7 * SZ_4K, 3);
 	mv_pgt_iter_seek(&it, 5 * SZ_4K + 12, 7 * SZ_4K);
-	mv_pgt_iter_ctx(&it, MV_PGT_WALK_SHARED, &ctx);
+	mv_pgt_iter_ctx(&it, 0, MV_PGT_WALK_SHARED, &ctx);
 	assert_int_equal(ctx.addr, 5 * SZ_4K + 12);
 	assert_int_equal(ctx.start, 5 * SZ_4K + 12);
 	assert_int_equal(ctx.end, 7 * SZ_4K);
@@ -685,12 +685,24 @@ static void test_ctx_updates(void **state)
 	*it.ptep = 0xa000 | TOY_VALID;                       /* someone else got there first */
 	assert_false(mv_pgt_ctx_try_set(&ctx, 0xb000 | TOY_VALID));
 	it.old = mv_pgt_read(it.ptep);
-	mv_pgt_iter_ctx(&it, MV_PGT_WALK_SHARED, &ctx);
+	mv_pgt_iter_ctx(&it, 0, MV_PGT_WALK_SHARED, &ctx);
 	assert_true(mv_pgt_ctx_try_set(&ctx, 0xb000 | TOY_VALID));
 	assert_int_equal(*it.ptep, 0xb000 | TOY_VALID);
+	assert_ptr_equal(ctx.pgt->fmt, &toy_fmt);
+
+	/* Entry 1 of the run: its own pointer, address and value, read now. */
+	t_set(&t, it.ptep + 1, 0xc000 | TOY_VALID);
+	assert_int_equal(mv_pgt_iter_run(&it), 2);
+	mv_pgt_iter_ctx(&it, 1, 0, &ctx);
+	assert_ptr_equal(ctx.ptep, it.ptep + 1);
+	assert_int_equal(ctx.old, 0xc000 | TOY_VALID);
+	assert_int_equal(ctx.addr, 6 * SZ_4K);
+	assert_int_equal(ctx.level, 3);
+	assert_int_equal(ctx.flags, 0);
+	assert_true(mv_pgt_ctx_try_set(&ctx, 0xd000 | TOY_VALID));
 	mv_pgt_iter_next(&it);
 	assert_int_equal(it.addr, 6 * SZ_4K);
-	assert_ptr_equal(ctx.pgt->fmt, &toy_fmt);
+	assert_int_equal(it.old, 0xd000 | TOY_VALID);
 	t_fini(&t);
 }
 

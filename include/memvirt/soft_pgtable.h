@@ -305,11 +305,13 @@ uint64_t mv_pgt_iter_run(const mv_pgt_iter *it);
  */
 void mv_pgt_iter_prefetch(const mv_pgt_iter *it, uint64_t addr, uint64_t end);
 /*
- * The visitor context of the current entry (ptep, old, level, the range,
- * addr = the later of start and the entry's first address, @flags as a
- * walker's; arg NULL), so that the entry operations of the walker's users
- * (mv_pgt_ctx_try_set, soft/pgtable_ops.h) apply to iterated entries.
+ * The visitor context of entry @i of the current run (0: the current
+ * entry; @i below mv_pgt_iter_run), so that the entry operations of the
+ * walker's users (mv_pgt_ctx_try_set, soft/pgtable_ops.h) apply to
+ * iterated entries: ptep, old (it->old for the current entry, the entry
+ * read now for the others), level, the range, addr = the later of start
+ * and the entry's first address, @flags as a walker's, arg NULL.
  */
-void mv_pgt_iter_ctx(const mv_pgt_iter *it, unsigned flags, mv_pgt_ctx *ctx);
+void mv_pgt_iter_ctx(const mv_pgt_iter *it, uint64_t i, unsigned flags, mv_pgt_ctx *ctx);
 
 #endif

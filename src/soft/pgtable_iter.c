@@ -217,11 +217,13 @@ void mv_pgt_iter_prefetch(const mv_pgt_iter *it, uint64_t addr, uint64_t end)
 		__builtin_prefetch(line, 1, 3);
 }
 
-void mv_pgt_iter_ctx(const mv_pgt_iter *it, unsigned flags, mv_pgt_ctx *ctx)
+void mv_pgt_iter_ctx(const mv_pgt_iter *it, uint64_t i, unsigned flags, mv_pgt_ctx *ctx)
 {
+	uint64_t addr = it->addr + (i << it->shift[iter_slot(it, it->level)]);
+
 	*ctx = (mv_pgt_ctx){
-		.pgt = it->pgt, .ptep = it->ptep, .old = it->old, .start = it->start,
-		.addr = it->addr > it->start ? it->addr : it->start, .end = it->end,
+		.pgt = it->pgt, .ptep = it->ptep + i, .old = i ? iter_read(it->ptep + i) : it->old,
+		.start = it->start, .addr = addr > it->start ? addr : it->start, .end = it->end,
 		.level = it->level, .flags = flags,
 	};
 }

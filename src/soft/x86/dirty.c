@@ -119,39 +119,55 @@ static bool x86_session_positioned(x86_protect_session *s, uint64_t gpa)
 	return s->positioned;
 }
 
-/* The iterator on the leaf (or non-present entry) covering @gfn; false if none can be reached. */
-static bool x86_session_seek(x86_protect_session *s, uint64_t gfn)
+/* The iterator on the leaf (or non-present entry) covering @gfn, for [@gfn, @end); false if none. */
+static bool x86_session_seek(x86_protect_session *s, uint64_t gfn, uint64_t end)
 {
-	uint64_t gpa = gfn << 12;
-
-	if (!x86_session_positioned(s, gpa))
+	if (!x86_session_positioned(s, gfn << 12))
 		return false;
-	mv_pgt_iter_seek(&s->it, gpa, gpa + 4096);
+	mv_pgt_iter_seek(&s->it, gfn << 12, end << 12);
 	return s->it.valid;
 }
 
 /* Is a present huge page mapping @gfn? */
 static bool x86_session_huge_at(x86_protect_session *s, uint64_t gfn)
 {
-	return x86_session_seek(s, gfn) && s->it.level < s->it.pgt->last_level &&
+	return x86_session_seek(s, gfn, gfn + 1) && s->it.level < s->it.pgt->last_level &&
 	       mv_ept_is_present(s->it.old);
 }
 
 /*
- * mv_ept_wrprotect's rule for the leaf covering @gfn, from the iterator's
- * position: a present leaf loses W by compare-and-swap, keeping
- * MV_SPTE_MMU_WRITABLE, so a concurrent fast-path fix is never lost (a
- * huge leaf is protected whole).
+ * mv_ept_wrprotect's rule for entry @i of the iterator's run: a present
+ * leaf loses W by compare-and-swap, keeping MV_SPTE_MMU_WRITABLE, so a
+ * concurrent fast-path fix is never lost (a huge leaf is protected whole).
  */
-static void x86_protect_gfn(x86_protect_session *s, uint64_t gfn)
+static void x86_protect_entry(x86_protect_session *s, uint64_t i)
 {
 	mv_pgt_ctx ctx;
 
-	if (!x86_session_seek(s, gfn) || !mv_ept_is_present(s->it.old) || !(s->it.old & MV_EPT_W))
-		return;
-	mv_pgt_iter_ctx(&s->it, 0, &ctx);
-	if (mv_pgt_ctx_update_bits(&ctx, 0, MV_EPT_W))
+	mv_pgt_iter_ctx(&s->it, i, 0, &ctx);
+	if (mv_ept_is_present(ctx.old) && (ctx.old & MV_EPT_W) &&
+	    mv_pgt_ctx_update_bits(&ctx, 0, MV_EPT_W))
 		mv_pgt_span_add(&s->span, &ctx);
+}
+
+/*
+ * The leaves of the pages of @bits (bit n: gfn @base + n), from the
+ * iterator's position: the masked pages of one last-level table are one
+ * run of entries; a huge page or a hole is handled page by page.
+ */
+static void x86_protect_bits(x86_protect_session *s, uint64_t base, uint64_t bits)
+{
+	while (bits) {
+		uint64_t gfn = base + (uint64_t)__builtin_ctzll(bits), n;
+
+		if (!x86_session_seek(s, gfn, base + 64)) {
+			bits &= bits - 1;
+			continue;
+		}
+		n = s->it.level == s->it.pgt->last_level ? mv_pgt_iter_run(&s->it) : 1;
+		for (; bits && base + (uint64_t)__builtin_ctzll(bits) < gfn + n; bits &= bits - 1)
+			x86_protect_entry(s, base + (uint64_t)__builtin_ctzll(bits) - gfn);
+	}
 }
 
 /* The first and last gfn of @m. */
@@ -181,8 +197,7 @@ static void x86_protect_due(x86_protect_session *s, const mv_dirty_mask *m)
 		x86_dirty_split(vm, m->slot, first, last + 1);
 		s->positioned = false;      /* the split replaced entries under the iterators */
 	}
-	for (uint64_t bits = m->mask; bits; bits &= bits - 1)
-		x86_protect_gfn(s, base + (uint64_t)__builtin_ctzll(bits));
+	x86_protect_bits(s, base, m->mask);
 }
 
 /* The mv_dirty_protect_fn of a session: prefetch the mask's leaves, protect an older mask. */
