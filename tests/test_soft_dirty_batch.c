@@ -29,7 +29,7 @@
 
 #define SZ_4K (1ull << 12)
 #define SZ_2M (1ull << 21)
-#define SLOT_PAGES 6000u                 /* 94 words (two chunks of a get), not a multiple of 64 */
+#define SLOT_PAGES 6000u                 /* 94 bitmap words, not a multiple of 64 pages */
 #define RING_ENTRIES 4096u
 
 typedef enum mode {

@@ -51,7 +51,7 @@ typedef void (*mv_dirty_protect_fn)(void *arg, const mv_memslot *slot, uint64_t 
  * tables of a large slot lie far apart in memory). A queue of masks, in
  * arrival order.
  */
-#define MV_DIRTY_AHEAD 32
+#define MV_DIRTY_AHEAD 16
 
 typedef struct mv_dirty_mask {
 	const mv_memslot *slot;
@@ -93,10 +93,9 @@ static inline bool mv_dirty_ahead_pop(mv_dirty_ahead *a, mv_dirty_mask *due)
  * KVM_GET_DIRTY_LOG for @slot (as_id << 16 | id): copy the slot's bitmap to
  * @out (HV_DIRTY_BITMAP_WORDS(npages << 12) words). Without @manual the
  * bitmap is cleared word by word (atomic exchange) and the pages that were
- * dirty are re-protected, one @protect call per non-zero word, in order
- * (the words of a chunk of 64 are exchanged before their calls); with
- * @manual (MANUAL_DIRTY_LOG_PROTECT2) the words are only copied (each read
- * atomically), nothing is cleared or re-protected. -EINVAL, -ENOENT.
+ * dirty are re-protected, one @protect call per non-zero word, in order;
+ * with @manual (MANUAL_DIRTY_LOG_PROTECT2) the words are only copied (each
+ * read atomically), nothing is cleared or re-protected. -EINVAL, -ENOENT.
  */
 int mv_dirty_get_log(const mv_memslots *ms, uint32_t slot, bool manual, uint64_t *out,
 		     mv_dirty_protect_fn protect, void *arg);
@@ -106,8 +105,8 @@ int mv_dirty_get_log(const mv_memslots *ms, uint32_t slot, bool manual, uint64_t
  * bit is set in @bitmap (bit 0 = first_page; DIV_ROUND_UP(num_pages, 64)
  * words are read), clear the slot's bit (atomic and-not) and re-protect
  * the pages whose bit was set, one @protect call per word with any, in
- * order (chunks of 64 words as in mv_dirty_get_log). Bits
- * of @bitmap past the end of the slot are ignored. In KVM's order:
+ * order. Bits of @bitmap past the end of the slot are ignored. In KVM's
+ * order:
  * -EINVAL for an as_id / id out of range, then for a first_page that is
  * not a multiple of 64; -ENOENT for an absent or non-logging slot; -EINVAL
  * when first_page > npages, when the range passes the slot's end, or when

@@ -10,8 +10,6 @@
 #include <errno.h>
 
 #define DL_WORD_BITS 64u
-/* Words taken before their pages are re-protected (dl_protect_chunk). */
-#define DL_CHUNK_WORDS 64u
 
 /* The slot a get / clear names: -EINVAL for ids out of range, -ENOENT when it does not log. */
 static int dl_slot(const mv_memslots *ms, uint32_t slot, const mv_memslot **out)
@@ -27,21 +25,6 @@ static uint64_t dl_words(const mv_memslot *s)
 	return (s->npages + DL_WORD_BITS - 1) / DL_WORD_BITS;
 }
 
-/*
- * @protect for the non-zero words of @taken[0, n) (bit n of word k: page
- * @first_page + 64 k + n), in order. A get or clear takes a chunk of words
- * with atomic instructions first and protects it after, so the session's
- * table accesses for consecutive masks are not separated by locked
- * instructions (each waits for every earlier memory access).
- */
-static void dl_protect_chunk(const mv_memslot *s, uint64_t first_page, const uint64_t *taken,
-			     uint64_t n, mv_dirty_protect_fn protect, void *arg)
-{
-	for (uint64_t k = 0; k < n; k++)
-		if (taken[k])
-			protect(arg, s, first_page + k * DL_WORD_BITS, taken[k]);
-}
-
 int mv_dirty_get_log(const mv_memslots *ms, uint32_t slot, bool manual, uint64_t *out,
 		     mv_dirty_protect_fn protect, void *arg)
 {
@@ -52,21 +35,17 @@ int mv_dirty_get_log(const mv_memslots *ms, uint32_t slot, bool manual, uint64_t
 	if (r)
 		return r;
 	n = dl_words(s);
-	for (i = 0; i < n; i += DL_CHUNK_WORDS) {
-		uint64_t end = i + DL_CHUNK_WORDS < n ? i + DL_CHUNK_WORDS : n;
+	for (i = 0; i < n; i++) {
+		uint64_t w = __atomic_load_n(&s->dirty_bitmap[i], __ATOMIC_RELAXED);
 
-		for (uint64_t k = i; k < end; k++) {
-			uint64_t w = __atomic_load_n(&s->dirty_bitmap[k], __ATOMIC_RELAXED);
-
-			/* Manual protect: the bits stay until KVM_CLEAR_DIRTY_LOG. */
-			if (w && !manual)
-				/* A vCPU may set more bits between the load and here: take them all. */
-				w = __atomic_exchange_n(&s->dirty_bitmap[k], 0, __ATOMIC_RELAXED);
-			out[k] = w;
+		/* Manual protect: the bits stay until KVM_CLEAR_DIRTY_LOG. */
+		if (w && !manual) {
+			/* A vCPU may set more bits between the load and here: take them all. */
+			w = __atomic_exchange_n(&s->dirty_bitmap[i], 0, __ATOMIC_RELAXED);
+			if (w)   /* zero only when a concurrent get took them first */
+				protect(arg, s, i * DL_WORD_BITS, w);
 		}
-		/* A word is zero only when a concurrent get took it first. */
-		if (!manual)
-			dl_protect_chunk(s, i * DL_WORD_BITS, &out[i], end - i, protect, arg);
+		out[i] = w;
 	}
 	return 0;
 }
@@ -98,23 +77,18 @@ int mv_dirty_clear_log(const mv_memslots *ms, uint32_t slot, uint64_t first_page
 		return -EINVAL;
 	base = first_page / DL_WORD_BITS;
 	n = ((uint64_t)num_pages + DL_WORD_BITS - 1) / DL_WORD_BITS;
-	for (k = 0; k < n; k += DL_CHUNK_WORDS) {
-		uint64_t taken[DL_CHUNK_WORDS], end = k + DL_CHUNK_WORDS < n ? k + DL_CHUNK_WORDS : n;
+	for (k = 0; k < n; k++) {
+		uint64_t mask = bitmap[k];
 
-		for (uint64_t j = k; j < end; j++) {
-			uint64_t mask = bitmap[j];
-
-			/*
-			 * Only the bits that were set are re-protected; bits past
-			 * the slot's end are never set in the slot, so they drop
-			 * out here.
-			 */
-			if (mask)
-				mask &= __atomic_fetch_and(&s->dirty_bitmap[base + j], ~mask,
-							   __ATOMIC_RELAXED);
-			taken[j - k] = mask;
-		}
-		dl_protect_chunk(s, first_page + k * DL_WORD_BITS, taken, end - k, protect, arg);
+		if (!mask)
+			continue;
+		/*
+		 * Only the bits that were set are re-protected; bits past the
+		 * slot's end are never set in the slot, so they drop out here.
+		 */
+		mask &= __atomic_fetch_and(&s->dirty_bitmap[base + k], ~mask, __ATOMIC_RELAXED);
+		if (mask)
+			protect(arg, s, first_page + k * DL_WORD_BITS, mask);
 	}
 	return 0;
 }
