@@ -12,10 +12,10 @@
  *   from the first to the last page of a 64-page mask loses write
  *   permission, plus a split of that range with INITIALLY_SET and eager
  *   splitting. A get, a clear or a ring reset is one session: mmu_lock
- *   held for writing throughout, one table iterator carried from mask to
- *   mask (pages are protected from its position, without a walk from the
- *   root), and the TLBs invalidated once, at the end
- *   (kvm_arch_flush_remote_tlbs(_memslot)).
+ *   held for writing throughout, table iterators carried from mask to mask
+ *   (pages are protected from their position, without a walk from the
+ *   root, and prefetched some masks before), and the TLBs invalidated
+ *   once, at the end (kvm_arch_flush_remote_tlbs(_memslot)).
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (kvm_dirty_ring_check_request).

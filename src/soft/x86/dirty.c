@@ -18,9 +18,10 @@
  * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): the masked
  *   pages lose W, and with INITIALLY_SET the huge pages of the masked range
  *   are split first (eager) or protected whole (lazy). A get, a clear or a
- *   ring reset is one session: mmu_lock held for writing throughout, one
- *   table iterator carried from page to page (no walk from the root), one
- *   INVEPT at the end covering every leaf that lost W.
+ *   ring reset is one session: mmu_lock held for writing throughout, table
+ *   iterators carried from mask to mask (no walk from the root; each mask's
+ *   leaves prefetched some masks before they are protected), one INVEPT at
+ *   the end covering every leaf that lost W.
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (access.c).
