@@ -190,7 +190,7 @@ static void ref_a64_protect(void *arg, const mv_memslot *slot, uint64_t offset, 
 	uint64_t end = slot->base_gfn + offset + 64 - (uint64_t)__builtin_clzll(mask);
 	uint64_t start = first << 12, stop = end << 12, block;
 
-	if (vm->dirty_init_set) {
+	if (vm->kvm.init_set) {
 		block = ref_a64_block_at(vm, start);
 		if (block)
 			start &= ~(block - 1);
@@ -199,7 +199,7 @@ static void ref_a64_protect(void *arg, const mv_memslot *slot, uint64_t offset, 
 			stop = ((stop - 1) & ~(block - 1)) + block;
 	}
 	mv_s2_wrprotect(&vm->s2, start, stop - start);
-	if (vm->dirty_init_set && vm->split_chunk)
+	if (vm->kvm.init_set && vm->split_chunk)
 		mv_s2_split(&vm->s2, first << 12, (end - first) << 12);
 }
 
@@ -210,7 +210,7 @@ static void ref_x86_protect(void *arg, const mv_memslot *slot, uint64_t offset, 
 	uint64_t first = base + (uint64_t)__builtin_ctzll(mask);
 	uint64_t end = base + 64 - (uint64_t)__builtin_clzll(mask);
 
-	if (vm->init_set && !vm->cfg.lazy_split)
+	if (vm->kvm.init_set && !vm->cfg.lazy_split)
 		mv_ept_split(&vm->ept, first << 12, (end - first) << 12);
 	for (unsigned n = 0; n < 64; n++)
 		if (mask >> n & 1)

@@ -1,12 +1,13 @@
 /*
  * Dirty logging of the arm64 soft VM (dirty.c) as the rest of
- * src/soft/arm64/ calls it: the memslot hooks of vm.c, vCPU creation, the
+ * src/soft/arm64/ calls it: the memslot hooks and ops of vm.c, the
  * fault path (user_mem_abort.c) and guest entry (access.c).
  */
 #ifndef MV_SOFT_A64_DIRTY_H
 #define MV_SOFT_A64_DIRTY_H
 
 #include "soft/arm64/a64_internal.h"
+#include "soft/soft_dirty_vm.h"
 
 /*
  * mark_page_dirty_in_slot, after a fault installed a writable mapping of
@@ -23,15 +24,10 @@ void a64_mark_page_dirty(mv_a64_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn
 bool a64_dirty_ring_full_exit(mv_a64_vcpu *vcpu, mv_a64_outcome *out);
 
 /*
- * At vCPU creation (vcpu->vm set): count the vCPU as created and give it a
- * ring if the VM uses rings. 0 or -ENOMEM (then not counted).
+ * The VM's soft_kvm_ops.protect: kvm_arch_mmu_enable_log_dirty_pt_masked
+ * for @m within session @s, from the first to the last page of the mask.
  */
-int a64_dirty_vcpu_init(mv_a64_vcpu *vcpu);
-/* At vCPU destruction: free its ring (the VM still counts it as created). */
-void a64_dirty_vcpu_free(mv_a64_vcpu *vcpu);
-
-/* kvm_arch_prepare_memory_region's part: INITIALLY_SET fills a new bitmap. */
-void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *new);
+void a64_dirty_protect_mask(soft_kvm_session *s, const mv_dirty_mask *m);
 /*
  * kvm_arch_commit_memory_region for a slot that logs after the change:
  * unless manual protect + INITIALLY_SET, write-protect the slot, then

@@ -16,6 +16,7 @@
 #include "memvirt/soft_arm64.h"
 #include "memvirt/soft_dirty.h"
 #include "memvirt/soft_memslot.h"
+#include "soft/soft_kvm.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -47,16 +48,11 @@ struct mv_a64_vm {
 	void (*fault_hook)(void *arg, mv_a64_vcpu *vcpu, uint64_t ipa);
 	void *fault_hook_arg;
 
-	/* Dirty logging (dirty.c): changed under slots_lock for writing. */
-	bool manual_dirty_protect;    /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
-	bool dirty_init_set;          /* ... with KVM_DIRTY_LOG_INITIALLY_SET */
+	/* Eager splitting (dirty.c): changed under slots_lock for writing. */
 	uint64_t split_chunk;         /* KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE; 0: lazy */
-	uint32_t ring_entries;        /* 0: bitmaps; else every vCPU has a ring (also under vcpus_lock) */
 
-	pthread_mutex_t vcpus_lock;
-	mv_a64_vcpu **vcpus;
-	unsigned max_vcpus;
-	unsigned created_vcpus;       /* KVM's created_vcpus (never drops on free), under vcpus_lock */
+	/* The vCPU registry and the dirty-logging mode, shared with x86 (soft_kvm.h). */
+	soft_kvm kvm;
 };
 
 /* The pending MMIO access (KVM's vcpu->mmio_needed + the decoded syndrome). */
@@ -81,7 +77,7 @@ struct mv_a64_vcpu {
 	bool serror_pending;          /* virtual SError injected, not yet taken */
 	void (*trace)(void *arg, const mv_a64_abort_event *ev);
 	void *trace_arg;
-	mv_dirty_ring *ring;          /* when vm->ring_entries (dirty.c) */
+	mv_dirty_ring *ring;          /* when vm->kvm.ring_entries (dirty.c) */
 };
 
 /* A stage-2 abort as EL2 sees it (KVM's kvm_vcpu_fault_info + FAR). */

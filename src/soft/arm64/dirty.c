@@ -1,7 +1,8 @@
 /*
  * Dirty logging of the arm64 soft VM: KVM's generic bitmap and ring
- * bookkeeping (soft/dirty_log.c, soft/dirty_ring.c) joined to stage 2 as
- * arch/arm64/kvm/mmu.c does it.
+ * bookkeeping (soft/dirty_log.c, soft/dirty_ring.c) and the VM calls and
+ * re-protection sessions both arches share (soft/dirty_vm.c) joined to
+ * stage 2 as arch/arm64/kvm/mmu.c does it.
  *
  * - Logging starts (kvm_arch_commit_memory_region): the slot is
  *   write-protected, then, with eager splitting, its blocks are split
@@ -11,11 +12,10 @@
  * - Re-protection (kvm_arch_mmu_enable_log_dirty_pt_masked): the range
  *   from the first to the last page of a 64-page mask loses write
  *   permission, plus a split of that range with INITIALLY_SET and eager
- *   splitting. A get, a clear or a ring reset is one session: mmu_lock
- *   held for writing throughout, table iterators carried from mask to mask
- *   (pages are protected from their position, without a walk from the
- *   root, and prefetched some masks before), and the TLBs invalidated
- *   once, at the end (kvm_arch_flush_remote_tlbs(_memslot)).
+ *   splitting. A get, a clear or a ring reset is one session
+ *   (soft_dirty_vm.h): pages are protected from the iterator's position,
+ *   without a walk from the root, and the TLBs invalidated once, at the
+ *   end (kvm_arch_flush_remote_tlbs(_memslot)).
  * - Faults mark pages in the vCPU's ring (ring VMs, logging slots) or the
  *   slot's bitmap (mark_page_dirty_in_slot); a soft-full ring stops the
  *   vCPU at its next guest entry (kvm_dirty_ring_check_request).
@@ -59,7 +59,7 @@ static void a64_dirty_protect(mv_a64_vm *vm, uint64_t first, uint64_t end)
 {
 	uint64_t start = first << 12, stop = end << 12, block;
 
-	if (vm->dirty_init_set) {
+	if (vm->kvm.init_set) {
 		block = a64_dirty_block_at(vm, start);
 		if (block)
 			start &= ~(block - 1);
@@ -69,7 +69,7 @@ static void a64_dirty_protect(mv_a64_vm *vm, uint64_t first, uint64_t end)
 	}
 	mv_s2_wrprotect(&vm->s2, start, stop - start);
 	/* Blocks were not split when logging started: split those under the mask (best effort). */
-	if (vm->dirty_init_set && vm->split_chunk)
+	if (vm->kvm.init_set && vm->split_chunk)
 		mv_s2_split(&vm->s2, first << 12, (end - first) << 12);
 }
 
@@ -101,7 +101,7 @@ void a64_dirty_log_start(mv_a64_vm *vm, const mv_memslot *new)
 {
 	uint64_t ipa = new->base_gfn << 12, size = new->npages << 12;
 
-	if (vm->dirty_init_set)
+	if (vm->kvm.init_set)
 		return;
 	pthread_rwlock_wrlock(&vm->mmu_lock);
 	mv_s2_wrprotect(&vm->s2, ipa, size);
@@ -110,51 +110,7 @@ void a64_dirty_log_start(mv_a64_vm *vm, const mv_memslot *new)
 		a64_dirty_split(vm, ipa, ipa + size);
 }
 
-void a64_dirty_prepare(mv_a64_vm *vm, const mv_memslot *old, const mv_memslot *new)
-{
-	if (vm->dirty_init_set)
-		mv_dirty_init_set(old, new);
-}
-
-/* ---- re-protection: one session per get, clear or ring reset ---- */
-
-/*
- * One get, clear or KVM_RESET_DIRTY_RINGS: mmu_lock held for writing
- * throughout (so the iterators' paths of tables stay valid, and every
- * other stage-2 operation, which invalidates for itself, stays out); two
- * iterators carried from mask to mask (a get or clear gives masks in
- * ascending order, so most seeks stay in the current last-level table):
- * one prefetches each mask's pages when it arrives, the other protects
- * them MV_DIRTY_AHEAD masks later; the range that lost write permission,
- * invalidated once at the end.
- */
-typedef struct a64_protect_session {
-	mv_a64_vm *vm;
-	mv_pgt_iter it;             /* protects, down to the pages */
-	mv_pgt_iter ahead;          /* prefetches the pages, from the level above them */
-	bool positioned;            /* false: the iterators start again at the root */
-	mv_dirty_ahead queue;       /* masks prefetched, not yet protected */
-	mv_pgt_span tlbi;
-} a64_protect_session;
-
-static void a64_session_begin(a64_protect_session *s, mv_a64_vm *vm)
-{
-	memset(s, 0, sizeof(*s));
-	s->vm = vm;
-	pthread_rwlock_wrlock(&vm->mmu_lock);
-}
-
-/* Both iterators on their paths (from the root when a walk may have changed entries). */
-static bool a64_session_positioned(a64_protect_session *s, uint64_t ipa)
-{
-	mv_pgt *pgt = &s->vm->s2.pgt;
-
-	if (!s->positioned)
-		s->positioned = mv_pgt_iter_start(&s->it, pgt, ipa, ipa, pgt->last_level) == MV_PGT_OK &&
-				mv_pgt_iter_start(&s->ahead, pgt, ipa, ipa, pgt->last_level - 1) ==
-					MV_PGT_OK;
-	return s->positioned;
-}
+/* ---- re-protection within a session (soft_dirty_vm.h) ---- */
 
 /* The stage-2 TLB hook while a session's walks run: collect instead of invalidating. */
 static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
@@ -168,12 +124,12 @@ static void a64_tlbi_collect(void *arg, uint64_t ipa, uint64_t size)
 }
 
 /* a64_dirty_protect within a session: its TLBIs collected, the iterators restarted after it. */
-static void a64_protect_walk(a64_protect_session *s, uint64_t first, uint64_t end)
+static void a64_protect_walk(soft_kvm_session *s, uint64_t first, uint64_t end)
 {
-	mv_a64_vm *vm = s->vm;
+	mv_a64_vm *vm = s->kvm->vm;
 
 	vm->s2.tlbi = a64_tlbi_collect;
-	vm->s2.tlbi_arg = &s->tlbi;
+	vm->s2.tlbi_arg = &s->span;
 	a64_dirty_protect(vm, first, end);
 	vm->s2.tlbi = a64_vm_tlbi_ipa;
 	vm->s2.tlbi_arg = vm;
@@ -188,9 +144,9 @@ static void a64_protect_walk(a64_protect_session *s, uint64_t first, uint64_t en
  * changes them: a plain atomic store, as mv_pgt_ctx_set in an exclusive
  * walk (valid to valid: no page count change).
  */
-static void a64_protect_run(a64_protect_session *s, mv_pte *ptep, uint64_t n, uint64_t ipa)
+static void a64_protect_run(soft_kvm_session *s, mv_pte *ptep, uint64_t n, uint64_t ipa)
 {
-	uint64_t page = 1ull << s->vm->s2.pgt.granule_shift;
+	uint64_t page = 1ull << s->kvm->pgt->granule_shift;
 
 	for (uint64_t i = 0; i < n; i++) {
 		mv_pte pte = __atomic_load_n(&ptep[i], __ATOMIC_ACQUIRE);   /* mv_pgt_read, inline */
@@ -198,7 +154,7 @@ static void a64_protect_run(a64_protect_session *s, mv_pte *ptep, uint64_t n, ui
 		if ((pte & (MV_S2_VALID | MV_S2_S2AP_W)) != (MV_S2_VALID | MV_S2_S2AP_W))
 			continue;
 		__atomic_store_n(&ptep[i], pte & ~MV_S2_S2AP_W, __ATOMIC_RELEASE);
-		a64_tlbi_collect(&s->tlbi, ipa + i * page, page);
+		a64_tlbi_collect(&s->span, ipa + i * page, page);
 	}
 }
 
@@ -210,13 +166,13 @@ static void a64_protect_run(a64_protect_session *s, mv_pte *ptep, uint64_t n, ui
  * split decide) or a table cannot be reached; what this call changed is
  * then protected by the walk anyway.
  */
-static bool a64_protect_pages(a64_protect_session *s, uint64_t ipa, uint64_t end)
+static bool a64_protect_pages(soft_kvm_session *s, uint64_t ipa, uint64_t end)
 {
-	mv_pgt *pgt = &s->vm->s2.pgt;
+	mv_pgt *pgt = s->kvm->pgt;
 	mv_pgt_iter *it = &s->it;
 	uint64_t n;
 
-	if (!a64_session_positioned(s, ipa))
+	if (!soft_kvm_session_positioned(s, ipa))
 		return false;
 	mv_pgt_iter_seek(it, ipa, end);
 	while (it->valid) {
@@ -236,91 +192,20 @@ static bool a64_protect_pages(a64_protect_session *s, uint64_t ipa, uint64_t end
 	return it->result == MV_PGT_OK;
 }
 
-/* The gfns [*first, *end) from the first to the last page of @m. */
-static void a64_mask_gfns(const mv_dirty_mask *m, uint64_t *first, uint64_t *end)
-{
-	uint64_t base = m->slot->base_gfn + m->offset;
-
-	*first = base + (uint64_t)__builtin_ctzll(m->mask);
-	*end = base + 64 - (uint64_t)__builtin_clzll(m->mask);
-}
-
-/* kvm_arch_mmu_enable_log_dirty_pt_masked for a mask whose pages were prefetched. */
-static void a64_protect_due(a64_protect_session *s, const mv_dirty_mask *m)
+void a64_dirty_protect_mask(soft_kvm_session *s, const mv_dirty_mask *m)
 {
 	uint64_t first, end;
 
-	a64_mask_gfns(m, &first, &end);
+	soft_kvm_mask_gfns(m, &first, &end);
 	if (!a64_protect_pages(s, first << 12, end << 12))
 		a64_protect_walk(s, first, end);
-}
-
-/* The mv_dirty_protect_fn of a session: prefetch the mask's pages, protect an older mask. */
-static void a64_protect_masked(void *arg, const mv_memslot *slot, uint64_t offset, uint64_t mask)
-{
-	a64_protect_session *s = arg;
-	mv_dirty_mask m = { slot, offset, mask }, due;
-	uint64_t first, end;
-
-	a64_mask_gfns(&m, &first, &end);
-	if (a64_session_positioned(s, first << 12)) {
-		mv_pgt_iter_seek(&s->ahead, first << 12, end << 12);
-		mv_pgt_iter_prefetch(&s->ahead, first << 12, end << 12);
-	}
-	if (mv_dirty_ahead_push(&s->queue, m, &due))
-		a64_protect_due(s, &due);
-}
-
-/*
- * The masks still queued, then kvm_arch_flush_remote_tlbs(_memslot): one
- * invalidation of everything the session write-protected, before mmu_lock
- * is dropped. Until it, a vCPU may still write such a page through a
- * stale entry without a fault, but only before the call returns to user
- * space, which copies the pages afterwards.
- */
-static void a64_session_end(a64_protect_session *s)
-{
-	mv_dirty_mask due;
-
-	while (mv_dirty_ahead_pop(&s->queue, &due))
-		a64_protect_due(s, &due);
-	if (s->tlbi.hi)
-		a64_vm_tlbi_ipa(s->vm, s->tlbi.lo, s->tlbi.hi - s->tlbi.lo);
-	pthread_rwlock_unlock(&s->vm->mmu_lock);
-}
-
-/* mv_dirty_get_log into @out (non-NULL) or mv_dirty_clear_log of @in, as one session. */
-static int a64_dirty_log_locked(mv_a64_vm *vm, uint32_t slot, uint64_t *out, uint64_t first_page,
-				uint32_t num_pages, const uint64_t *in)
-{
-	a64_protect_session s;
-	int r;
-
-	a64_session_begin(&s, vm);
-	if (out)
-		r = mv_dirty_get_log(vm->slots, slot, false, out, a64_protect_masked, &s);
-	else
-		r = mv_dirty_clear_log(vm->slots, slot, first_page, num_pages, in, a64_protect_masked,
-				       &s);
-	a64_session_end(&s);
-	return r;
 }
 
 /* ---- vCPUs ---- */
 
 void a64_mark_page_dirty(mv_a64_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn)
 {
-	if (!vcpu->ring) {
-		mv_memslot_mark_dirty(slot, gfn);
-		return;
-	}
-	/*
-	 * Cannot fail: the vCPU entered the guest below the soft limit and a
-	 * fault marks one page, while the limit keeps at least one entry free.
-	 */
-	if (slot->flags & HV_MEM_LOG_DIRTY_PAGES)
-		(void)mv_dirty_ring_push(vcpu->ring, HV_SLOT(slot->as_id, slot->id),
-					 gfn - slot->base_gfn);
+	soft_kvm_mark_page_dirty(vcpu->ring, slot, gfn);
 }
 
 bool a64_dirty_ring_full_exit(mv_a64_vcpu *vcpu, mv_a64_outcome *out)
@@ -334,76 +219,22 @@ bool a64_dirty_ring_full_exit(mv_a64_vcpu *vcpu, mv_a64_outcome *out)
 	return true;
 }
 
-/* Counted before the ring is sized, so a concurrent enable_dirty_ring sees the vCPU (KVM). */
-int a64_dirty_vcpu_init(mv_a64_vcpu *vcpu)
-{
-	mv_a64_vm *vm = vcpu->vm;
-	uint32_t entries;
-	int r = 0;
-
-	pthread_mutex_lock(&vm->vcpus_lock);
-	vm->created_vcpus++;
-	entries = vm->ring_entries;
-	pthread_mutex_unlock(&vm->vcpus_lock);
-	if (entries)
-		r = mv_dirty_ring_new(entries, vm->alloc, &vcpu->ring);
-	if (r) {
-		pthread_mutex_lock(&vm->vcpus_lock);
-		vm->created_vcpus--;
-		pthread_mutex_unlock(&vm->vcpus_lock);
-	}
-	return r;
-}
-
-void a64_dirty_vcpu_free(mv_a64_vcpu *vcpu)
-{
-	mv_dirty_ring_free(vcpu->ring);
-	vcpu->ring = NULL;
-}
-
-/* ---- the VM's calls ---- */
+/* ---- the VM's calls (soft_dirty_vm.h) ---- */
 
 int mv_a64_vm_enable_manual_dirty_protect(mv_a64_vm *vm, uint32_t flags)
 {
-	uint32_t allowed = HV_DIRTY_PROTECT_ENABLE;
-
-	if (flags & HV_DIRTY_PROTECT_ENABLE)
-		allowed |= HV_DIRTY_PROTECT_INIT_SET;
-	if (flags & ~allowed)
-		return -EINVAL;
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	vm->manual_dirty_protect = flags & HV_DIRTY_PROTECT_ENABLE;
-	vm->dirty_init_set = flags & HV_DIRTY_PROTECT_INIT_SET;
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return 0;
+	return soft_kvm_enable_manual_dirty_protect(&vm->kvm, flags);
 }
 
 int mv_a64_vm_get_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t *bitmap)
 {
-	int r;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (vm->ring_entries) {
-		r = -ENXIO;
-	} else if (vm->manual_dirty_protect) {
-		r = mv_dirty_get_log(vm->slots, slot, true, bitmap, NULL, NULL);
-	} else {
-		r = a64_dirty_log_locked(vm, slot, bitmap, 0, 0, NULL);
-	}
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
+	return soft_kvm_get_dirty_log(&vm->kvm, slot, bitmap);
 }
 
 int mv_a64_vm_clear_dirty_log(mv_a64_vm *vm, uint32_t slot, uint64_t first_page,
 			      uint32_t num_pages, const uint64_t *bitmap)
 {
-	int r = -ENXIO;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries)
-		r = a64_dirty_log_locked(vm, slot, NULL, first_page, num_pages, bitmap);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
+	return soft_kvm_clear_dirty_log(&vm->kvm, slot, first_page, num_pages, bitmap);
 }
 
 /* kvm_is_block_size_supported with a 4 KiB granule: pages, level-2 and level-1 blocks. */
@@ -427,60 +258,16 @@ int mv_a64_vm_enable_eager_split(mv_a64_vm *vm, uint64_t chunk_size)
 
 int mv_a64_vm_enable_dirty_ring(mv_a64_vm *vm, uint32_t entries)
 {
-	int r = mv_dirty_ring_check_entries(entries);
-
-	if (r)
-		return r;
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	pthread_mutex_lock(&vm->vcpus_lock);
-	if (vm->ring_entries || vm->created_vcpus) {
-		r = -EINVAL;
-	} else {
-		vm->ring_entries = entries;
-		/* kvm_use_dirty_bitmap: slots that start logging from now on get none. */
-		mv_memslots_set_dirty_bitmap(vm->slots, false);
-	}
-	pthread_mutex_unlock(&vm->vcpus_lock);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
+	return soft_kvm_enable_dirty_ring(&vm->kvm, entries);
 }
 
-/*
- * One session for every vCPU's ring: KVM takes mmu_lock per coalesced
- * batch; here it is held across the call, as for a get, so the iterator
- * carries over from batch to batch. slots_lock (read) keeps vCPUs from
- * being freed meanwhile.
- */
 int mv_a64_vm_dirty_rings_reset(mv_a64_vm *vm)
 {
-	a64_protect_session s;
-	int total = 0;
-
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	if (!vm->ring_entries) {
-		pthread_rwlock_unlock(&vm->slots_lock);
-		return -EINVAL;
-	}
-	a64_session_begin(&s, vm);
-	for (unsigned i = 0; i < vm->max_vcpus; i++) {
-		mv_a64_vcpu *v;
-
-		/* Only to read the pointer: the final TLBI takes vcpus_lock too. */
-		pthread_mutex_lock(&vm->vcpus_lock);
-		v = vm->vcpus[i];
-		pthread_mutex_unlock(&vm->vcpus_lock);
-		if (v && v->ring)
-			total += mv_dirty_ring_reset(v->ring, vm->slots, a64_protect_masked, &s);
-	}
-	a64_session_end(&s);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return total;
+	return soft_kvm_dirty_rings_reset(&vm->kvm);
 }
 
 int mv_a64_vcpu_dirty_ring_harvest(mv_a64_vcpu *vcpu, void (*fn)(void *opaque, const hv_dirty_gfn *g),
 				   void *opaque)
 {
-	if (!vcpu->ring)
-		return -EINVAL;
-	return mv_dirty_ring_harvest(vcpu->ring, fn, opaque);
+	return soft_kvm_dirty_ring_harvest(vcpu->ring, fn, opaque);
 }

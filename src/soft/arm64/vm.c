@@ -13,8 +13,6 @@
 #include <errno.h>
 #include <inttypes.h>
 
-/* Entries of each vCPU's TLB. */
-#define A64_VCPU_TLB_ENTRIES 256u
 /* VMID width of an allocator the VM owns (VTCR_EL2.VS = 1). */
 #define A64_VMID_BITS 16u
 #define A64_DEFAULT_MAX_VCPUS 64u
@@ -34,7 +32,7 @@ static int a64_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 		return 0;
 	if (new->base_gfn + new->npages > (1ull << vm->s2.cfg.ia_bits) >> 12)
 		return -EFAULT;
-	a64_dirty_prepare(vm, old, new);
+	soft_kvm_dirty_prepare(&vm->kvm, old, new);
 	return 0;
 }
 
@@ -102,16 +100,29 @@ static void a64_vm_free_parts(mv_a64_vm *vm)
 		mv_soft_host_free(vm->host);
 	if (vm->own_vmids)
 		mv_vmid_alloc_free(vm->vmids);
-	mv_free(vm->alloc, vm->vcpus);
-	pthread_mutex_destroy(&vm->vcpus_lock);
+	soft_kvm_destroy(&vm->kvm);
 	pthread_rwlock_destroy(&vm->mmu_lock);
 	pthread_rwlock_destroy(&vm->slots_lock);
 	mv_free(vm->alloc, vm);
 }
 
+static const soft_kvm_ops a64_kvm_ops = {
+	.protect = a64_dirty_protect_mask,
+	.invalidate = a64_vm_tlbi_ipa,
+};
+
 /* Everything but the stage-2 table: what the config does not provide is owned. */
 static int a64_vm_init_parts(mv_a64_vm *vm, const mv_a64_vm_config *cfg)
 {
+	soft_kvm kvm = {
+		.ops = &a64_kvm_ops,
+		.vm = vm,
+		.alloc = vm->alloc,
+		.slots_lock = &vm->slots_lock,
+		.mmu_lock = &vm->mmu_lock,
+		.pgt = &vm->s2.pgt,
+		.max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : A64_DEFAULT_MAX_VCPUS,
+	};
 	mv_memslots_config mcfg = {
 		.nr_as = 1,
 		.nr_slots = cfg->nr_slots,
@@ -123,12 +134,12 @@ static int a64_vm_init_parts(mv_a64_vm *vm, const mv_a64_vm_config *cfg)
 	};
 	int r;
 
-	vm->vcpus = mv_zalloc(vm->alloc, vm->max_vcpus * sizeof(*vm->vcpus));
-	if (!vm->vcpus)
-		return -ENOMEM;
+	r = soft_kvm_init(&vm->kvm, &kvm);
+	if (r)
+		return r;
 	vm->vmids = cfg->vmids;
 	if (!vm->vmids) {
-		r = mv_vmid_alloc_new(A64_VMID_BITS, vm->max_vcpus, vm->alloc, &vm->vmids);
+		r = mv_vmid_alloc_new(A64_VMID_BITS, kvm.max_vcpus, vm->alloc, &vm->vmids);
 		if (r)
 			return r;
 		vm->own_vmids = true;
@@ -148,6 +159,7 @@ static int a64_vm_init_parts(mv_a64_vm *vm, const mv_a64_vm_config *cfg)
 	r = mv_memslots_new(&mcfg, &vm->slots);
 	if (r)
 		return r;
+	vm->kvm.slots = vm->slots;
 	return mv_iobus_new(vm->alloc, &vm->iobus);
 }
 
@@ -171,11 +183,9 @@ int mv_a64_vm_new(const mv_a64_vm_config *cfg, mv_a64_vm **out, mv_error *err)
 	if (!vm)
 		return mv_error_set(err, -ENOMEM, "out of memory for the arm64 VM");
 	vm->alloc = alloc;
-	vm->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : A64_DEFAULT_MAX_VCPUS;
 	vm->handler_on = true;
 	pthread_rwlock_init(&vm->slots_lock, NULL);
 	pthread_rwlock_init(&vm->mmu_lock, NULL);
-	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	r = a64_vm_init_parts(vm, cfg);
 	if (!r) {
 		const mv_pgt_mm_ops *mm = cfg->mm_ops ? cfg->mm_ops : mv_pgt_pool_mm_ops();
@@ -314,19 +324,14 @@ void mv_a64_vm_s2_stats(mv_a64_vm *vm, mv_s2_stats *st)
 
 /*
  * TLBI IPAS2E1IS + VMALLE1IS, broadcast: every vCPU TLB drops the VM's
- * entries for the range. Each flush waits for the access its vCPU has in
- * flight (the TLB lock), as DSB waits for the TLBI to complete.
+ * entries for the range; each flush waits for the access its vCPU has in
+ * flight, as DSB waits for the TLBI to complete.
  */
 void a64_vm_tlbi_ipa(void *arg, uint64_t ipa, uint64_t size)
 {
 	mv_a64_vm *vm = arg;
-	uint16_t vmid = mv_vmid_value(vm->vmids, &vm->vmid);
 
-	pthread_mutex_lock(&vm->vcpus_lock);
-	for (unsigned i = 0; i < vm->max_vcpus; i++)
-		if (vm->vcpus[i])
-			mv_tlb_flush_ipa(vm->vcpus[i]->tlb, vmid, ipa, size);
-	pthread_mutex_unlock(&vm->vcpus_lock);
+	soft_kvm_flush_tlbs(&vm->kvm, mv_vmid_value(vm->vmids, &vm->vmid), ipa, size);
 }
 
 /* ---- MMU notifier ---- */
@@ -389,56 +394,23 @@ bool a64_vm_invalidate_retry(mv_a64_vm *vm, uint64_t seq, uint64_t gfn_start, ui
 
 int mv_a64_vcpu_new(mv_a64_vm *vm, unsigned id, mv_a64_vcpu **out, mv_error *err)
 {
+	soft_kvm_vcpu ref;
 	mv_a64_vcpu *v;
-	int r;
+	int r = soft_kvm_vcpu_new(&vm->kvm, id, sizeof(*v), &ref, err);
 
-	if (id >= vm->max_vcpus)
-		return mv_error_set(err, -EINVAL, "vCPU id %u is not below the VM's limit of %u vCPUs", id,
-				    vm->max_vcpus);
-	v = mv_zalloc(vm->alloc, sizeof(*v));
-	if (!v)
-		return mv_error_set(err, -ENOMEM, "out of memory for vCPU %u", id);
-	r = mv_tlb_new(A64_VCPU_TLB_ENTRIES, vm->alloc, &v->tlb);
-	if (r) {
-		mv_free(vm->alloc, v);
-		return mv_error_set(err, r, "out of memory for the TLB of vCPU %u", id);
-	}
-	v->vm = vm;
-	v->id = id;
-	v->regs.el = 1;   /* KVM_ARM_VCPU_INIT resets to EL1h */
-	r = a64_dirty_vcpu_init(v);
-	if (r) {
-		mv_tlb_free(v->tlb);
-		mv_free(vm->alloc, v);
-		return mv_error_set(err, r, "out of memory for the dirty ring of vCPU %u", id);
-	}
-	pthread_mutex_lock(&vm->vcpus_lock);
-	if (vm->vcpus[id]) {
-		pthread_mutex_unlock(&vm->vcpus_lock);
-		a64_dirty_vcpu_free(v);
-		mv_tlb_free(v->tlb);
-		mv_free(vm->alloc, v);
-		return mv_error_set(err, -EEXIST, "vCPU %u already exists", id);
-	}
-	vm->vcpus[id] = v;
-	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (r)
+		return r;
+	v = ref.vcpu;
+	/* KVM_ARM_VCPU_INIT resets to EL1h. */
+	*v = (mv_a64_vcpu){ .vm = vm, .id = id, .tlb = ref.tlb, .ring = ref.ring, .regs.el = 1 };
 	*out = v;
 	return 0;
 }
 
 void mv_a64_vcpu_free(mv_a64_vcpu *vcpu)
 {
-	mv_a64_vm *vm;
-
-	if (!vcpu)
-		return;
-	vm = vcpu->vm;
-	pthread_mutex_lock(&vm->vcpus_lock);
-	vm->vcpus[vcpu->id] = NULL;
-	pthread_mutex_unlock(&vm->vcpus_lock);
-	a64_dirty_vcpu_free(vcpu);
-	mv_tlb_free(vcpu->tlb);
-	mv_free(vm->alloc, vcpu);
+	if (vcpu)
+		soft_kvm_vcpu_free(&vcpu->vm->kvm, vcpu->id);
 }
 
 mv_tlb *mv_a64_vcpu_tlb(mv_a64_vcpu *vcpu)

@@ -83,19 +83,14 @@ static unsigned x86_vm_gpa_bits(const mv_x86_vm_config *c)
 
 /*
  * INVEPT single-context, broadcast: every vCPU TLB drops the translations
- * whose GPA is in the range. Each flush waits for the access its vCPU has
- * in flight (the TLB lock). Called with mmu_lock held, never with
+ * whose GPA is in the range. Called with mmu_lock held, never with
  * vcpus_lock or a TLB lock.
  */
 static void x86_vm_invept(void *arg, uint64_t gpa, uint64_t size)
 {
 	mv_x86_vm *vm = arg;
 
-	pthread_mutex_lock(&vm->vcpus_lock);
-	for (unsigned i = 0; i < vm->max_vcpus; i++)
-		if (vm->vcpus[i])
-			mv_tlb_flush_ipa(vm->vcpus[i]->tlb, X86_TLB_TAG, gpa, size);
-	pthread_mutex_unlock(&vm->vcpus_lock);
+	soft_kvm_flush_tlbs(&vm->kvm, X86_TLB_TAG, gpa, size);
 }
 
 /* ---- memslots: kvm_arch_prepare/commit_memory_region ---- */
@@ -122,7 +117,7 @@ static int x86_vm_arch_prepare(void *arg, mv_memslot_change change, const mv_mem
 		if (r)
 			return r;
 	}
-	x86_dirty_prepare(vm, old, new);
+	soft_kvm_dirty_prepare(&vm->kvm, old, new);
 	return 0;
 }
 
@@ -284,16 +279,29 @@ static void x86_vm_free_parts(mv_x86_vm *vm)
 	mv_pgt_pool_free(vm->pool);
 	if (vm->own_host)
 		mv_soft_host_free(vm->host);
-	mv_free(vm->alloc, vm->vcpus);
-	pthread_mutex_destroy(&vm->vcpus_lock);
+	soft_kvm_destroy(&vm->kvm);
 	pthread_rwlock_destroy(&vm->mmu_lock);
 	pthread_rwlock_destroy(&vm->slots_lock);
 	mv_free(vm->alloc, vm);
 }
 
+static const soft_kvm_ops x86_kvm_ops = {
+	.protect = x86_dirty_protect_mask,
+	.invalidate = x86_dirty_invalidate,
+};
+
 /* Everything but the EPT: what the config does not provide is owned. */
 static int x86_vm_init_parts(mv_x86_vm *vm)
 {
+	soft_kvm kvm = {
+		.ops = &x86_kvm_ops,
+		.vm = vm,
+		.alloc = vm->alloc,
+		.slots_lock = &vm->slots_lock,
+		.mmu_lock = &vm->mmu_lock,
+		.pgt = &vm->ept.pgt,
+		.max_vcpus = vm->cfg.max_vcpus,
+	};
 	mv_memslots_config mcfg = {
 		.nr_as = vm->cfg.nr_as,
 		.nr_slots = vm->cfg.nr_slots,
@@ -306,9 +314,9 @@ static int x86_vm_init_parts(mv_x86_vm *vm)
 	};
 	int r;
 
-	vm->vcpus = mv_zalloc(vm->alloc, vm->max_vcpus * sizeof(*vm->vcpus));
-	if (!vm->vcpus)
-		return -ENOMEM;
+	r = soft_kvm_init(&vm->kvm, &kvm);
+	if (r)
+		return r;
 	vm->host = vm->cfg.host;
 	if (!vm->host) {
 		r = mv_soft_host_new(vm->alloc, &vm->host);
@@ -324,6 +332,7 @@ static int x86_vm_init_parts(mv_x86_vm *vm)
 	r = mv_memslots_new(&mcfg, &vm->slots);
 	if (r)
 		return r;
+	vm->kvm.slots = vm->slots;
 	r = mv_iobus_new(vm->alloc, &vm->mmio_bus);
 	if (r)
 		return r;
@@ -347,10 +356,8 @@ int mv_x86_vm_new(const mv_x86_vm_config *cfg, mv_x86_vm **out, mv_error *err)
 	vm->cfg = c;
 	vm->max_gfn = (1ull << (x86_vm_gpa_bits(&c) - 12)) - 1;
 	vm->guest_max_gfn = (1ull << (c.guest_maxphyaddr - 12)) - 1;
-	vm->max_vcpus = c.max_vcpus;
 	pthread_rwlock_init(&vm->slots_lock, NULL);
 	x86_vm_mmu_lock_init(&vm->mmu_lock);
-	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	r = x86_vm_init_parts(vm);
 	if (!r) {
 		const mv_pgt_mm_ops *mm = c.mm_ops ? c.mm_ops : mv_pgt_pool_mm_ops();

@@ -20,6 +20,7 @@
 #include "memvirt/soft_memslot.h"
 #include "memvirt/soft_tlb.h"
 #include "memvirt/soft_x86.h"
+#include "soft/soft_kvm.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -48,20 +49,13 @@ struct mv_x86_vm {
 	uint64_t mmu_invalidate_gfn_start;
 	uint64_t mmu_invalidate_gfn_end;
 
-	/* Dirty logging mode. */
-	bool manual_protect;           /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled */
-	bool init_set;                 /* ... with KVM_DIRTY_LOG_INITIALLY_SET */
-	uint32_t ring_entries;         /* 0: bitmaps; else every vCPU has a ring */
-
 	void (*fault_hook)(void *arg, mv_x86_vcpu *vcpu, uint64_t gpa);
 	void *fault_hook_arg;
 
-	pthread_mutex_t vcpus_lock;
-	mv_x86_vcpu **vcpus;
-	unsigned max_vcpus;
-	unsigned created_vcpus;        /* KVM's created_vcpus (never drops on free), under vcpus_lock */
-
 	mv_x86_vm_stats stats;         /* updated with atomics */
+
+	/* The vCPU registry and the dirty-logging mode, shared with arm64 (soft_kvm.h). */
+	soft_kvm kvm;
 };
 
 /* A read the vCPU exited for and user space must answer (KVM's mmio_needed / pio). */
@@ -84,7 +78,7 @@ struct mv_x86_vcpu {
 	uint8_t io_data[8];            /* exit.io.data points here */
 	x86_pending pending;
 	int kicked;                    /* atomic: the next access exits with INTR */
-	mv_dirty_ring *ring;           /* when vm->ring_entries */
+	mv_dirty_ring *ring;           /* when vm->kvm.ring_entries */
 	void (*trace)(void *arg, const mv_x86_fault_event *ev);
 	void *trace_arg;
 };
