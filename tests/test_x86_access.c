@@ -10,6 +10,7 @@
  */
 #include "testutil.h"
 
+#include "soft/soft_notifier.h"
 #include "soft/x86/x86_fault.h"
 
 #include <errno.h>
@@ -1072,6 +1073,12 @@ static void test_memslot_delete(void **state)
 	assert_int_equal(rd(f, LOG_GPA + 2 * LOG_SIZE + 2 * SZ_4K, 4), 0x1234);
 	if (!x86_rmap_check(f->vm, why, sizeof(why)))
 		fail_msg("%s", why);
+}
+
+/* mmu_invalidate_retry_gfn for one gfn, as the fault path asks it. */
+static bool x86_invalidate_retry(mv_x86_vm *vm, uint64_t seq, uint64_t gfn)
+{
+	return soft_notifier_retry(&vm->kvm, seq, gfn, gfn + 1);
 }
 
 static void test_notifier(void **state)

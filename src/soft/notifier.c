@@ -20,76 +20,75 @@ static int soft_for_each_slot(void *arg, const mv_memslot *slot, uint64_t gfn_st
 }
 
 /* Under slots_lock (read) and mmu_lock (write): kvm_mmu_invalidate_begin first when @begin. */
-static bool soft_notifier_walk(const soft_notifier *n, uint64_t hva_start, uint64_t hva_end,
-			       bool begin,
+static bool soft_notifier_walk(soft_kvm *c, uint64_t hva_start, uint64_t hva_end, bool begin,
 			       bool (*fn)(void *arg, const mv_memslot *slot, uint64_t gfn_start,
 					  uint64_t gfn_end),
 			       void *arg)
 {
 	soft_for_each e = { .fn = fn, .arg = arg };
 
-	pthread_rwlock_rdlock(n->slots_lock);
-	pthread_rwlock_wrlock(n->mmu_lock);
+	pthread_rwlock_rdlock(c->slots_lock);
+	pthread_rwlock_wrlock(c->mmu_lock);
 	/* The first invalidation in progress starts an empty gfn range. */
-	if (begin && (*n->in_progress)++ == 0)
-		*n->gfn_start = *n->gfn_end = 0;
-	mv_memslots_foreach_hva(n->slots, hva_start, hva_end, soft_for_each_slot, &e);
-	pthread_rwlock_unlock(n->mmu_lock);
-	pthread_rwlock_unlock(n->slots_lock);
+	if (begin && c->mmu_invalidate_in_progress++ == 0)
+		c->mmu_invalidate_gfn_start = c->mmu_invalidate_gfn_end = 0;
+	mv_memslots_foreach_hva(c->slots, hva_start, hva_end, soft_for_each_slot, &e);
+	pthread_rwlock_unlock(c->mmu_lock);
+	pthread_rwlock_unlock(c->slots_lock);
 	return e.any;
 }
 
-bool soft_notifier_for_each(const soft_notifier *n, uint64_t hva_start, uint64_t hva_end,
+bool soft_notifier_for_each(soft_kvm *c, uint64_t hva_start, uint64_t hva_end,
 			    bool (*fn)(void *arg, const mv_memslot *slot, uint64_t gfn_start,
 				       uint64_t gfn_end),
 			    void *arg)
 {
-	return soft_notifier_walk(n, hva_start, hva_end, false, fn, arg);
+	return soft_notifier_walk(c, hva_start, hva_end, false, fn, arg);
 }
 
 /* kvm_mmu_invalidate_range_add + the arch's unmap of one slot's part of the range. */
 static bool soft_notifier_zap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
 				   uint64_t gfn_end)
 {
-	const soft_notifier *n = arg;
+	soft_kvm *c = arg;
 
-	if (*n->gfn_start >= *n->gfn_end) {
-		*n->gfn_start = gfn_start;
-		*n->gfn_end = gfn_end;
+	if (c->mmu_invalidate_gfn_start >= c->mmu_invalidate_gfn_end) {
+		c->mmu_invalidate_gfn_start = gfn_start;
+		c->mmu_invalidate_gfn_end = gfn_end;
 	} else {
-		if (gfn_start < *n->gfn_start)
-			*n->gfn_start = gfn_start;
-		if (gfn_end > *n->gfn_end)
-			*n->gfn_end = gfn_end;
+		if (gfn_start < c->mmu_invalidate_gfn_start)
+			c->mmu_invalidate_gfn_start = gfn_start;
+		if (gfn_end > c->mmu_invalidate_gfn_end)
+			c->mmu_invalidate_gfn_end = gfn_end;
 	}
-	n->unmap(n->arg, slot, gfn_start, gfn_end);
+	c->ops->unmap(c->vm, slot, gfn_start, gfn_end);
 	return true;
 }
 
-void soft_notifier_range_start(const soft_notifier *n, uint64_t hva_start, uint64_t hva_end)
+void soft_notifier_range_start(soft_kvm *c, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier_walk(n, hva_start, hva_end, true, soft_notifier_zap_slot, (void *)n);
+	soft_notifier_walk(c, hva_start, hva_end, true, soft_notifier_zap_slot, c);
 }
 
-void soft_notifier_range_end(const soft_notifier *n)
+void soft_notifier_range_end(soft_kvm *c)
 {
-	pthread_rwlock_wrlock(n->mmu_lock);
+	pthread_rwlock_wrlock(c->mmu_lock);
 	/* The sequence moves before the count drops: a fault sees one or the other. */
-	__atomic_add_fetch(n->seq, 1, __ATOMIC_RELEASE);
-	if (*n->in_progress > 0)
-		(*n->in_progress)--;
-	pthread_rwlock_unlock(n->mmu_lock);
+	__atomic_add_fetch(&c->mmu_invalidate_seq, 1, __ATOMIC_RELEASE);
+	if (c->mmu_invalidate_in_progress > 0)
+		c->mmu_invalidate_in_progress--;
+	pthread_rwlock_unlock(c->mmu_lock);
 }
 
-uint64_t soft_notifier_seq(const uint64_t *seq)
+uint64_t soft_notifier_seq(const soft_kvm *c)
 {
-	return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&c->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
 }
 
-bool soft_notifier_retry(const soft_notifier *n, uint64_t seq, uint64_t gfn_start,
-			 uint64_t gfn_end)
+bool soft_notifier_retry(const soft_kvm *c, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end)
 {
-	if (*n->in_progress && gfn_start < *n->gfn_end && *n->gfn_start < gfn_end)
+	if (c->mmu_invalidate_in_progress && gfn_start < c->mmu_invalidate_gfn_end &&
+	    c->mmu_invalidate_gfn_start < gfn_end)
 		return true;
-	return soft_notifier_seq(n->seq) != seq;
+	return soft_notifier_seq(c) != seq;
 }

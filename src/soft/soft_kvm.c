@@ -1,6 +1,6 @@
 /*
- * The soft VMs' shared part (see soft_kvm.h): the vCPU registry and the
- * TLB broadcast over it.
+ * The soft VMs' shared part (see soft_kvm.h): the memslot update, the
+ * vCPU registry and the TLB broadcast over it.
  */
 #include "soft/soft_kvm.h"
 #include "util/alloc.h"
@@ -20,6 +20,16 @@ void soft_kvm_destroy(soft_kvm *c)
 {
 	mv_free(c->alloc, c->vcpus);
 	pthread_mutex_destroy(&c->vcpus_lock);
+}
+
+int soft_kvm_set_memslot(soft_kvm *c, const hv_memslot *m)
+{
+	int r;
+
+	pthread_rwlock_wrlock(c->slots_lock);
+	r = mv_memslots_set(c->slots, m);
+	pthread_rwlock_unlock(c->slots_lock);
+	return r;
 }
 
 static void soft_kvm_vcpu_release(soft_kvm *c, const soft_kvm_vcpu *ref)

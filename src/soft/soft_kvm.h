@@ -2,10 +2,11 @@
  * The part of a soft VM that the arm64 and x86 VMs share, as KVM's
  * generic struct kvm surrounds the arch's kvm_arch: embedded in mv_a64_vm
  * and mv_x86_vm as `kvm`. It holds the vCPU registry (kvm->vcpu_array,
- * created_vcpus and the TLB broadcast over them, soft_kvm.c) and the
- * dirty-logging mode (soft_dirty_vm.h), and points the shared code at the
- * VM's own locks, memslots and table, which stay fields of the arch's
- * struct because every file of the arch uses them. Internal to src/soft/.
+ * created_vcpus and the TLB broadcast over them, soft_kvm.c), the
+ * MMU-notifier state (soft_notifier.h) and the dirty-logging mode
+ * (soft_dirty_vm.h), and points the shared code at the VM's own locks,
+ * memslots and table, which stay fields of the arch's struct because
+ * every file of the arch uses them. Internal to src/soft/.
  *
  * Lock order (a64_internal.h, x86_internal.h): slots_lock -> mmu_lock ->
  * vcpus_lock -> a vCPU's TLB lock.
@@ -30,6 +31,8 @@ typedef struct soft_kvm_session soft_kvm_session;
 
 /* What the arch does for the shared code; @vm is soft_kvm.vm. */
 typedef struct soft_kvm_ops {
+	/* kvm_unmap_gfn_range for [gfn_start, gfn_end) of @slot; mmu_lock is held for writing. */
+	void (*unmap)(void *vm, const mv_memslot *slot, uint64_t gfn_start, uint64_t gfn_end);
 	/*
 	 * kvm_arch_mmu_enable_log_dirty_pt_masked for mask @m within session
 	 * @s (soft_dirty_vm.h): mmu_lock is held for writing; what loses write
@@ -57,6 +60,12 @@ typedef struct soft_kvm {
 	mv_memslots *slots;
 	mv_pgt *pgt;                  /* stage 2 / EPT */
 
+	/* KVM's mmu_invalidate_* (notifier.c): written under mmu_lock for writing. */
+	uint64_t mmu_invalidate_seq;          /* read atomically by faults */
+	long mmu_invalidate_in_progress;
+	uint64_t mmu_invalidate_gfn_start;    /* union of the ranges in progress */
+	uint64_t mmu_invalidate_gfn_end;
+
 	/* Dirty logging mode (dirty_vm.c): changed under slots_lock for writing. */
 	bool manual_protect;          /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
 	bool init_set;                /* ... with KVM_DIRTY_LOG_INITIALLY_SET */
@@ -76,6 +85,13 @@ typedef struct soft_kvm {
  */
 int soft_kvm_init(soft_kvm *c, const soft_kvm *parts);
 void soft_kvm_destroy(soft_kvm *c);
+
+/*
+ * KVM_SET_USER_MEMORY_REGION: mv_memslots_set under slots_lock for
+ * writing (faults in flight finish first; the arch's memslot hooks run
+ * inside).
+ */
+int soft_kvm_set_memslot(soft_kvm *c, const hv_memslot *m);
 
 /*
  * kvm_vm_ioctl_create_vcpu's generic part: vCPU @id (below max_vcpus, not

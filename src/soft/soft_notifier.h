@@ -4,10 +4,9 @@
  * _range_add, _end, and mmu_invalidate_retry_gfn), shared by the arm64 and
  * x86 soft VMs. Internal to src/soft/.
  *
- * The state is the VM's own (the mmu_invalidate_* fields of its struct);
- * a soft_notifier names it, the VM's two locks, its memslots and the arch's
- * zap, so one implementation serves both architectures. A VM builds the
- * description on the stack for each call (it holds only pointers).
+ * The state is the mmu_invalidate_* fields of the VM's soft_kvm
+ * (soft_kvm.h), with its two locks, its memslots and the arch's zap
+ * (soft_kvm_ops.unmap), so one implementation serves both architectures.
  *
  * Protocol: range_start takes slots_lock for reading and mmu_lock for
  * writing, counts one more invalidation in progress, widens the gfn range
@@ -19,45 +18,29 @@
 #ifndef MV_SOFT_NOTIFIER_H
 #define MV_SOFT_NOTIFIER_H
 
-#include "memvirt/soft_memslot.h"
+#include "soft/soft_kvm.h"
 
-#include <pthread.h>
 #include <stdint.h>
 
-typedef struct soft_notifier {
-	pthread_rwlock_t *slots_lock;
-	pthread_rwlock_t *mmu_lock;
-	const mv_memslots *slots;
-	/* The VM's mmu_invalidate_* state (written under mmu_lock for writing). */
-	uint64_t *seq;                /* read atomically by faults */
-	long *in_progress;
-	uint64_t *gfn_start;          /* union of the ranges in progress */
-	uint64_t *gfn_end;
-	/* Zap [gfn_start, gfn_end) of @slot; mmu_lock is held for writing. */
-	void (*unmap)(void *arg, const mv_memslot *slot, uint64_t gfn_start, uint64_t gfn_end);
-	void *arg;
-} soft_notifier;
-
 /* invalidate_range_start for host addresses [hva_start, hva_end). */
-void soft_notifier_range_start(const soft_notifier *n, uint64_t hva_start, uint64_t hva_end);
+void soft_notifier_range_start(soft_kvm *c, uint64_t hva_start, uint64_t hva_end);
 /* invalidate_range_end: the sequence moves, then the count drops. */
-void soft_notifier_range_end(const soft_notifier *n);
+void soft_notifier_range_end(soft_kvm *c);
 /* The current sequence (acquire): what a fault reads before resolving the host page. */
-uint64_t soft_notifier_seq(const uint64_t *seq);
+uint64_t soft_notifier_seq(const soft_kvm *c);
 /*
  * mmu_invalidate_retry_gfn for a range, with mmu_lock held: true when an
  * invalidation in progress covers part of [gfn_start, gfn_end) or one
  * finished since the fault read @seq.
  */
-bool soft_notifier_retry(const soft_notifier *n, uint64_t seq, uint64_t gfn_start,
-			 uint64_t gfn_end);
+bool soft_notifier_retry(const soft_kvm *c, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end);
 
 /*
  * Call @fn for the slot parts [hva_start, hva_end) covers, with slots_lock
  * held for reading and mmu_lock for writing (kvm_handle_hva_range: the
  * ageing notifiers use it too). Returns the OR of @fn's answers.
  */
-bool soft_notifier_for_each(const soft_notifier *n, uint64_t hva_start, uint64_t hva_end,
+bool soft_notifier_for_each(soft_kvm *c, uint64_t hva_start, uint64_t hva_end,
 			    bool (*fn)(void *arg, const mv_memslot *slot, uint64_t gfn_start,
 				       uint64_t gfn_end),
 			    void *arg);

@@ -53,15 +53,6 @@ void a64_user_mem_abort(mv_a64_vcpu *vcpu, const a64_abort *a, const mv_memslot 
 			mv_a64_abort_event *ev);
 
 /*
- * mmu_invalidate_retry (vm.c): with mmu_lock held, must a fault that read
- * sequence @seq before resolving its host page give up installing gfns
- * [gfn_start, gfn_end)? True while an invalidation of an overlapping range
- * is in progress or once any invalidation ended after @seq was read
- * (mv_a64_vm_invalidate_seq, an acquire load).
- */
-bool a64_vm_invalidate_retry(mv_a64_vm *vm, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end);
-
-/*
  * inject_abt64 (inject.c): a synchronous instruction or data abort with
  * @fsc at @addr taken to EL1 (EC by the EL the vCPU was at, IL = 1).
  */

@@ -35,12 +35,6 @@ struct mv_a64_vm {
 	bool own_host;
 	mv_iobus *iobus;
 
-	/* KVM's mmu_invalidate_*: written under mmu_lock for writing. */
-	uint64_t mmu_invalidate_seq;          /* read atomically by faults */
-	long mmu_invalidate_in_progress;
-	uint64_t mmu_invalidate_gfn_start;    /* union of the ranges in progress */
-	uint64_t mmu_invalidate_gfn_end;
-
 	bool nisv_to_user;
 	bool handler_on;
 	bool (*sea_claim)(void *arg, uint64_t ipa);
@@ -51,7 +45,7 @@ struct mv_a64_vm {
 	/* Eager splitting (dirty.c): changed under slots_lock for writing. */
 	uint64_t split_chunk;         /* KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE; 0: lazy */
 
-	/* The vCPU registry and the dirty-logging mode, shared with x86 (soft_kvm.h). */
+	/* The vCPU registry, the notifier state and the dirty-logging mode, shared with x86 (soft_kvm.h). */
 	soft_kvm kvm;
 };
 

@@ -20,6 +20,7 @@
 #include "soft/arm64/a64_abort.h"
 #include "soft/arm64/a64_dirty.h"
 #include "soft/soft_fault.h"
+#include "soft/soft_notifier.h"
 
 #include <inttypes.h>
 
@@ -86,14 +87,14 @@ static mv_pgt_result a64_uma_map(mv_a64_vm *vm, const a64_uma *u, uint64_t seq)
 
 	pthread_rwlock_rdlock(&vm->mmu_lock);
 	r = MV_PGT_AGAIN;
-	if (!a64_vm_invalidate_retry(vm, seq, ipa >> 12, (ipa + u->size) >> 12))
+	if (!soft_notifier_retry(&vm->kvm, seq, ipa >> 12, (ipa + u->size) >> 12))
 		r = mv_s2_map(&vm->s2, ipa, u->size, hva, attr, level, MV_PGT_WALK_SHARED);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	if (r != MV_PGT_EXISTS)
 		return r;
 	pthread_rwlock_wrlock(&vm->mmu_lock);
 	r = MV_PGT_AGAIN;
-	if (!a64_vm_invalidate_retry(vm, seq, ipa >> 12, (ipa + u->size) >> 12))
+	if (!soft_notifier_retry(&vm->kvm, seq, ipa >> 12, (ipa + u->size) >> 12))
 		r = mv_s2_map(&vm->s2, ipa, u->size, hva, attr, level, 0);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	return r;
@@ -106,7 +107,7 @@ static mv_pgt_result a64_uma_relax(mv_a64_vm *vm, const a64_uma *u, uint64_t seq
 	mv_pgt_result r = MV_PGT_AGAIN;
 
 	pthread_rwlock_rdlock(&vm->mmu_lock);
-	if (!a64_vm_invalidate_retry(vm, seq, ipa >> 12, (ipa + u->size) >> 12))
+	if (!soft_notifier_retry(&vm->kvm, seq, ipa >> 12, (ipa + u->size) >> 12))
 		r = mv_s2_relax_perms(&vm->s2, u->a->ipa, u->prot, MV_PGT_WALK_SHARED);
 	pthread_rwlock_unlock(&vm->mmu_lock);
 	return r;
@@ -163,7 +164,7 @@ void a64_user_mem_abort(mv_a64_vcpu *vcpu, const a64_abort *a, const mv_memslot 
 		return;
 	}
 	/* Read before the host page: an invalidation after this point is seen under mmu_lock. */
-	seq = mv_a64_vm_invalidate_seq(vm);
+	seq = soft_notifier_seq(&vm->kvm);
 	r = soft_fault_host_page(vm->host, "IPA", a->ipa, u.hva, a->write_fault, &host_size, why,
 				 sizeof(why));
 	if (r < 0) {

@@ -1,9 +1,9 @@
 /*
  * The arm64 soft VM: its memslots (with KVM/arm64's prepare and commit
  * hooks), the stage-2 table and the TLB maintenance it needs, the MMU
- * notifier (kvm_mmu_notifier_invalidate_range_start/end and the
- * mmu_invalidate_* state faults check), the VM's switches, and the vCPU
- * registry.
+ * notifier's stage-2 side, the VM's switches, and its vCPUs. What both
+ * arches share (vCPU registry, notifier bookkeeping, dirty-logging calls)
+ * is soft_kvm.h's.
  */
 #include "soft/arm64/a64_abort.h"
 #include "soft/arm64/a64_dirty.h"
@@ -59,12 +59,7 @@ static void a64_vm_arch_commit(void *arg, mv_memslot_change change, const mv_mem
 
 int mv_a64_vm_set_memslot(mv_a64_vm *vm, const hv_memslot *m)
 {
-	int r;
-
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	r = mv_memslots_set(vm->slots, m);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
+	return soft_kvm_set_memslot(&vm->kvm, m);
 }
 
 /* ---- creation ---- */
@@ -106,7 +101,19 @@ static void a64_vm_free_parts(mv_a64_vm *vm)
 	mv_free(vm->alloc, vm);
 }
 
+/* kvm_unmap_gfn_range for one slot's part of an invalidated host range. */
+static void a64_vm_unmap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
+			      uint64_t gfn_end)
+{
+	mv_a64_vm *vm = arg;
+
+	(void)slot;
+	mv_s2_unmap(&vm->s2, gfn_start << 12, (gfn_end - gfn_start) << 12);
+}
+
+/* What the shared code (soft_kvm.h) calls back. */
 static const soft_kvm_ops a64_kvm_ops = {
+	.unmap = a64_vm_unmap_slot,
 	.protect = a64_dirty_protect_mask,
 	.invalidate = a64_vm_tlbi_ipa,
 };
@@ -336,58 +343,21 @@ void a64_vm_tlbi_ipa(void *arg, uint64_t ipa, uint64_t size)
 
 /* ---- MMU notifier ---- */
 
-/* kvm_unmap_gfn_range for one slot's part of an invalidated host range. */
-static void a64_vm_unmap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_start,
-			      uint64_t gfn_end)
-{
-	mv_a64_vm *vm = arg;
-
-	(void)slot;
-	mv_s2_unmap(&vm->s2, gfn_start << 12, (gfn_end - gfn_start) << 12);
-}
-
-/* The VM's MMU-notifier state as the shared bookkeeping (soft/soft_notifier.h) sees it. */
-static soft_notifier a64_vm_notifier(mv_a64_vm *vm)
-{
-	return (soft_notifier){
-		.slots_lock = &vm->slots_lock,
-		.mmu_lock = &vm->mmu_lock,
-		.slots = vm->slots,
-		.seq = &vm->mmu_invalidate_seq,
-		.in_progress = &vm->mmu_invalidate_in_progress,
-		.gfn_start = &vm->mmu_invalidate_gfn_start,
-		.gfn_end = &vm->mmu_invalidate_gfn_end,
-		.unmap = a64_vm_unmap_slot,
-		.arg = vm,
-	};
-}
-
 void mv_a64_vm_invalidate_range_start(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = a64_vm_notifier(vm);
-
-	soft_notifier_range_start(&n, hva_start, hva_end);
+	soft_notifier_range_start(&vm->kvm, hva_start, hva_end);
 }
 
 void mv_a64_vm_invalidate_range_end(mv_a64_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = a64_vm_notifier(vm);
-
 	(void)hva_start;
 	(void)hva_end;
-	soft_notifier_range_end(&n);
+	soft_notifier_range_end(&vm->kvm);
 }
 
 uint64_t mv_a64_vm_invalidate_seq(mv_a64_vm *vm)
 {
-	return soft_notifier_seq(&vm->mmu_invalidate_seq);
-}
-
-bool a64_vm_invalidate_retry(mv_a64_vm *vm, uint64_t seq, uint64_t gfn_start, uint64_t gfn_end)
-{
-	soft_notifier n = a64_vm_notifier(vm);
-
-	return soft_notifier_retry(&n, seq, gfn_start, gfn_end);
+	return soft_notifier_seq(&vm->kvm);
 }
 
 /* ---- vCPUs ---- */

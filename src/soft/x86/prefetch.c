@@ -54,7 +54,7 @@ void x86_prefetch(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn, mv_pt
 	mv_x86_vm *vm = vcpu->vm;
 	uint64_t first = gfn & ~(uint64_t)(X86_PTE_PREFETCH_NUM - 1);
 
-	if (!vm->cfg.prefetch || !vm->ept.ad || vm->mmu_invalidate_in_progress ||
+	if (!vm->cfg.prefetch || !vm->ept.ad || vm->kvm.mmu_invalidate_in_progress ||
 	    (slot->flags & (HV_MEM_LOG_DIRTY_PAGES | HV_MEM_READONLY)))
 		return;
 	for (uint64_t g = first; g < first + X86_PTE_PREFETCH_NUM; g++) {

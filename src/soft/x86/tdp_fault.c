@@ -34,6 +34,7 @@
  *   involved is re-read from the EPT.
  */
 #include "soft/soft_fault.h"
+#include "soft/soft_notifier.h"
 #include "soft/x86/x86_fault.h"
 
 #include <errno.h>
@@ -119,14 +120,10 @@ static int x86_faultin(x86_fault *f)
  */
 static bool x86_fault_stale(const x86_fault *f)
 {
-	mv_x86_vm *vm = f->vcpu->vm;
 	uint64_t pages = x86_level_pages(f->lvl.level);
 	uint64_t start = f->gfn & ~(pages - 1);
 
-	if (x86_invalidate_retry(vm, f->seq, f->gfn))
-		return true;
-	return pages > 1 && vm->mmu_invalidate_in_progress && start < vm->mmu_invalidate_gfn_end &&
-	       vm->mmu_invalidate_gfn_start < start + pages;
+	return soft_notifier_retry(&f->vcpu->vm->kvm, f->seq, start, start + pages);
 }
 
 /* make_spte (see the top for the rights; x86_fault.h). */
@@ -261,7 +258,7 @@ void x86_direct_page_fault(mv_x86_vcpu *vcpu, mv_x86_fault_event *ev, uint64_t p
 	if (x86_fast_page_fault(vcpu, ev, pferr))
 		return;
 	/* Read before the host page: an invalidation after this point is seen under mmu_lock. */
-	f.seq = mv_x86_vm_invalidate_seq(vm);
+	f.seq = soft_notifier_seq(&vm->kvm);
 	f.slot = mv_memslots_find(vm->slots, 0, f.gfn, &vcpu->slot_hint);
 	if (!f.slot) {
 		x86_noslot_fault(vcpu, ev);

@@ -4,8 +4,9 @@
  * the EPT and its INVEPT broadcast, the MMU notifier and ageing, buses,
  * stats and switches.
  *
- * Dirty logging itself (logging start, re-protection, the bitmap and
- * ring calls) is dirty.c's.
+ * Dirty logging itself (logging start, re-protection) is dirty.c's; what
+ * both arches share (vCPU registry, notifier bookkeeping, dirty-logging
+ * calls) is soft_kvm.h's.
  */
 #include "soft/soft_notifier.h"
 #include "soft/x86/x86_dirty.h"
@@ -149,12 +150,7 @@ static void x86_vm_arch_commit(void *arg, mv_memslot_change change, const mv_mem
 
 int mv_x86_vm_set_memslot(mv_x86_vm *vm, const hv_memslot *m)
 {
-	int r;
-
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	r = mv_memslots_set(vm->slots, m);
-	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
+	return soft_kvm_set_memslot(&vm->kvm, m);
 }
 
 /* ---- MMU notifier ---- */
@@ -169,48 +165,21 @@ static void x86_vm_unmap_slot(void *arg, const mv_memslot *slot, uint64_t gfn_st
 	x86_rmap_drop_range(vm, slot, gfn_start, gfn_end);
 }
 
-/* The VM's MMU-notifier state as the shared bookkeeping (soft/soft_notifier.h) sees it. */
-static soft_notifier x86_vm_notifier(mv_x86_vm *vm)
-{
-	return (soft_notifier){
-		.slots_lock = &vm->slots_lock,
-		.mmu_lock = &vm->mmu_lock,
-		.slots = vm->slots,
-		.seq = &vm->mmu_invalidate_seq,
-		.in_progress = &vm->mmu_invalidate_in_progress,
-		.gfn_start = &vm->mmu_invalidate_gfn_start,
-		.gfn_end = &vm->mmu_invalidate_gfn_end,
-		.unmap = x86_vm_unmap_slot,
-		.arg = vm,
-	};
-}
-
 void mv_x86_vm_invalidate_range_start(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = x86_vm_notifier(vm);
-
-	soft_notifier_range_start(&n, hva_start, hva_end);
+	soft_notifier_range_start(&vm->kvm, hva_start, hva_end);
 }
 
 void mv_x86_vm_invalidate_range_end(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = x86_vm_notifier(vm);
-
 	(void)hva_start;
 	(void)hva_end;
-	soft_notifier_range_end(&n);
+	soft_notifier_range_end(&vm->kvm);
 }
 
 uint64_t mv_x86_vm_invalidate_seq(mv_x86_vm *vm)
 {
-	return soft_notifier_seq(&vm->mmu_invalidate_seq);
-}
-
-bool x86_invalidate_retry(mv_x86_vm *vm, uint64_t seq, uint64_t gfn)
-{
-	soft_notifier n = x86_vm_notifier(vm);
-
-	return soft_notifier_retry(&n, seq, gfn, gfn + 1);
+	return soft_notifier_seq(&vm->kvm);
 }
 
 /* kvm_age_gfn / kvm_test_age_gfn for one slot's part of the range. */
@@ -237,9 +206,7 @@ static bool x86_vm_clear_young_slot(void *arg, const mv_memslot *slot, uint64_t 
 
 bool mv_x86_vm_test_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = x86_vm_notifier(vm);
-
-	return soft_notifier_for_each(&n, hva_start, hva_end, x86_vm_test_young_slot, vm);
+	return soft_notifier_for_each(&vm->kvm, hva_start, hva_end, x86_vm_test_young_slot, vm);
 }
 
 /*
@@ -248,9 +215,7 @@ bool mv_x86_vm_test_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
  */
 bool mv_x86_vm_clear_young(mv_x86_vm *vm, uint64_t hva_start, uint64_t hva_end)
 {
-	soft_notifier n = x86_vm_notifier(vm);
-
-	return soft_notifier_for_each(&n, hva_start, hva_end, x86_vm_clear_young_slot, vm);
+	return soft_notifier_for_each(&vm->kvm, hva_start, hva_end, x86_vm_clear_young_slot, vm);
 }
 
 /* ---- creation ---- */
@@ -285,7 +250,9 @@ static void x86_vm_free_parts(mv_x86_vm *vm)
 	mv_free(vm->alloc, vm);
 }
 
+/* What the shared code (soft_kvm.h) calls back. */
 static const soft_kvm_ops x86_kvm_ops = {
+	.unmap = x86_vm_unmap_slot,
 	.protect = x86_dirty_protect_mask,
 	.invalidate = x86_dirty_invalidate,
 };

@@ -43,18 +43,12 @@ struct mv_x86_vm {
 	mv_iobus *mmio_bus;
 	mv_iobus *pio_bus;
 
-	/* KVM's mmu_invalidate_*: written under mmu_lock for writing. */
-	uint64_t mmu_invalidate_seq;   /* read atomically by faults */
-	long mmu_invalidate_in_progress;
-	uint64_t mmu_invalidate_gfn_start;
-	uint64_t mmu_invalidate_gfn_end;
-
 	void (*fault_hook)(void *arg, mv_x86_vcpu *vcpu, uint64_t gpa);
 	void *fault_hook_arg;
 
 	mv_x86_vm_stats stats;         /* updated with atomics */
 
-	/* The vCPU registry and the dirty-logging mode, shared with arm64 (soft_kvm.h). */
+	/* The vCPU registry, the notifier state and the dirty-logging mode, shared with arm64 (soft_kvm.h). */
 	soft_kvm kvm;
 };
 
@@ -120,7 +114,5 @@ void x86_mark_page_dirty(mv_x86_vcpu *vcpu, const mv_memslot *slot, uint64_t gfn
  * mmu_lock held for writing.
  */
 void x86_mmio_gen_changed(mv_x86_vm *vm);
-/* mmu_invalidate_retry_gfn: did an invalidation of @gfn start or finish since @seq? */
-bool x86_invalidate_retry(mv_x86_vm *vm, uint64_t seq, uint64_t gfn);
 
 #endif
