@@ -16,8 +16,8 @@
 
 #include "memvirt/hv.h"
 #include "memvirt/soft_memslot.h"
+#include "memvirt/soft_x86.h"
 
-#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,39 +61,6 @@ static int x86_prepare(void *arg, mv_memslot_change change, const mv_memslot *ol
 	return 0;
 }
 
-/* CPUID.80000008H:EAX[7:0], the host MAXPHYADDR. */
-static unsigned host_maxphyaddr(void)
-{
-	unsigned eax, ebx, ecx, edx;
-
-	if (!__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx))
-		return 36;
-	return eax & 0xff;
-}
-
-/* First character of a sysfs parameter, 0 when the file is absent. */
-static char sysfs_param(const char *path)
-{
-	char c = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	if (read(fd, &c, 1) != 1)
-		c = 0;
-	close(fd);
-	return c;
-}
-
-/* Is KVM using two-dimensional paging (kvm_intel.ept / kvm_amd.npt)? */
-static bool host_tdp(void)
-{
-	char ept = sysfs_param("/sys/module/kvm_intel/parameters/ept");
-	char npt = sysfs_param("/sys/module/kvm_amd/parameters/npt");
-
-	return ept == 'Y' || ept == '1' || npt == 'Y' || npt == '1';
-}
-
 /* ------------------------------------------------------------------ */
 /* The pair under test                                                  */
 
@@ -130,7 +97,7 @@ static void pair_open(pair *p)
 	assert_int_equal(r, 0);
 	p->nr_slots = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_MEMSLOTS);
 	p->nr_as = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_AS);
-	p->max_phys_bits = host_tdp() ? host_maxphyaddr() : 52;
+	p->max_phys_bits = mv_x86_host_kvm_phys_bits();
 	p->arch.max_gfn = (1ull << (p->max_phys_bits - 12)) - 1;
 	scfg.nr_as = p->nr_as;
 	scfg.nr_slots = p->nr_slots;
@@ -139,7 +106,8 @@ static void pair_open(pair *p)
 	p->res = mmap(NULL, RES_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	assert_true(p->res != MAP_FAILED);
 	printf("# kvm: %u slots, %u address spaces, guest physical bits %u (%s)\n", p->nr_slots,
-	       p->nr_as, p->max_phys_bits, host_tdp() ? "TDP: host MAXPHYADDR" : "shadow paging");
+	       p->nr_as, p->max_phys_bits,
+	       mv_x86_host_kvm_tdp() ? "TDP: host MAXPHYADDR" : "shadow paging");
 }
 
 static void pair_close(pair *p)

@@ -185,6 +185,22 @@ uint64_t mv_x86_rights_fault(const mv_x86_paging *paging, const mv_x86_walk *w, 
 int mv_x86_load_pdptrs(mv_x86_paging *paging, const mv_x86_pt_ops *ops, void *arg,
 		       mv_x86_walk *w);
 
+/* ---- this host ---- */
+/*
+ * MAXPHYADDR of this host: CPUID.80000008H:EAX[7:0] (SDM Vol. 2A, CPUID),
+ * 36 when the leaf is missing (SDM Vol. 3A 4.1.4), 48 on a host without
+ * CPUID. What mv_x86_vm_config.host_maxphyaddr 0 stands for.
+ */
+unsigned mv_x86_host_maxphyaddr(void);
+/* Does this host's KVM use two-dimensional paging (kvm_intel.ept or kvm_amd.npt on)? */
+bool mv_x86_host_kvm_tdp(void);
+/*
+ * The guest-physical bits this host's KVM holds memslots to (x86's
+ * kvm_arch_prepare_memory_region refuses a slot past kvm_mmu_max_gfn()):
+ * the host MAXPHYADDR with EPT / NPT, 52 with shadow paging.
+ */
+unsigned mv_x86_host_kvm_phys_bits(void);
+
 /* ---- VMs ---- */
 typedef struct mv_x86_vm_config {
 	unsigned ept_levels;         /* 4 (0 = default) or 5 */

@@ -72,62 +72,55 @@ static int perform(soft_vcpu *v, const soft_access *a, uint64_t *value)
 	}
 }
 
-static bool size_ok(unsigned size)
+/* Sizes of an access: 1, 2, 4 or 8 bytes of memory, 1, 2 or 4 of a port. */
+static bool size_ok(soft_op op, unsigned size)
 {
-	return size == 1 || size == 2 || size == 4 || size == 8;
+	bool port = op == SOFT_PIO_IN || op == SOFT_PIO_OUT;
+
+	return size == 1 || size == 2 || size == 4 || (size == 8 && !port);
+}
+
+/* One access of the program: -EINVAL for a bad size; *@read (if non-NULL) gets what it read. */
+static int program_access(hv_soft_cpu *cpu, soft_op op, uint64_t addr, unsigned size,
+			  uint64_t value, uint64_t *read)
+{
+	soft_access a = { .op = op, .addr = addr, .size = size, .value = value, .user = cpu->user };
+	uint64_t v = 0;
+	int r;
+
+	if (!size_ok(op, size))
+		return -EINVAL;
+	r = perform(cpu, &a, &v);
+	if (r == 0 && read)
+		*read = v;
+	return r;
 }
 
 int hv_soft_read(hv_soft_cpu *cpu, uint64_t gva, unsigned size, uint64_t *value)
 {
-	soft_access a = { .op = SOFT_READ, .addr = gva, .size = size, .user = cpu->user };
-	uint64_t v = 0;
-	int r;
-
-	if (!size_ok(size))
-		return -EINVAL;
-	r = perform(cpu, &a, &v);
-	if (r == 0 && value)
-		*value = v;
-	return r;
+	return program_access(cpu, SOFT_READ, gva, size, 0, value);
 }
 
 int hv_soft_write(hv_soft_cpu *cpu, uint64_t gva, unsigned size, uint64_t value)
 {
-	soft_access a = { .op = SOFT_WRITE, .addr = gva, .size = size, .value = value,
-			  .user = cpu->user };
-	uint64_t unused;
-
-	if (!size_ok(size))
-		return -EINVAL;
-	return perform(cpu, &a, &unused);
+	return program_access(cpu, SOFT_WRITE, gva, size, value, NULL);
 }
 
 int hv_soft_fetch(hv_soft_cpu *cpu, uint64_t gva, uint32_t *insn)
 {
-	soft_access a = { .op = SOFT_FETCH, .addr = gva, .size = 4, .user = cpu->user };
-	uint64_t v = 0;
-	int r = perform(cpu, &a, &v);
+	uint64_t v;
+	int r = program_access(cpu, SOFT_FETCH, gva, 4, 0, &v);
 
 	if (r == 0 && insn)
 		*insn = (uint32_t)v;
 	return r;
 }
 
-/* Port sizes are 1, 2 or 4 bytes. */
-static bool pio_size_ok(unsigned size)
-{
-	return size == 1 || size == 2 || size == 4;
-}
-
 int hv_soft_pio_in(hv_soft_cpu *cpu, uint16_t port, unsigned size, uint32_t *value)
 {
-	soft_access a = { .op = SOFT_PIO_IN, .addr = port, .size = size, .user = cpu->user };
-	uint64_t v = 0;
-	int r;
+	uint64_t v;
+	int r = program_access(cpu, SOFT_PIO_IN, port, size, 0, &v);
 
-	if (!pio_size_ok(size))
-		return -EINVAL;
-	r = perform(cpu, &a, &v);
 	if (r == 0 && value)
 		*value = (uint32_t)v;
 	return r;
@@ -135,13 +128,7 @@ int hv_soft_pio_in(hv_soft_cpu *cpu, uint16_t port, unsigned size, uint32_t *val
 
 int hv_soft_pio_out(hv_soft_cpu *cpu, uint16_t port, unsigned size, uint32_t value)
 {
-	soft_access a = { .op = SOFT_PIO_OUT, .addr = port, .size = size, .value = value,
-			  .user = cpu->user };
-	uint64_t unused;
-
-	if (!pio_size_ok(size))
-		return -EINVAL;
-	return perform(cpu, &a, &unused);
+	return program_access(cpu, SOFT_PIO_OUT, port, size, value, NULL);
 }
 
 void hv_soft_set_user(hv_soft_cpu *cpu, bool user)

@@ -6,55 +6,16 @@
  */
 #include "soft/hv_soft_internal.h"
 
-#include <cpuid.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 /* EPT reaches 48 guest-physical bits with 4 levels, 57 with 5. */
 #define SOFT_X86_EPT4_PHYS_BITS 48
-/* kvm_mmu_max_gfn() with shadow paging: 52 guest-physical bits. */
-#define SOFT_X86_SHADOW_PHYS_BITS 52
 /* Exception vectors (SDM Vol. 3A 6.3.1): general protection, page fault. */
 #define X86_VEC_GP 13
 #define X86_VEC_PF 14
 
-/* First character of a sysfs parameter, 0 when the file is absent. */
-static char sysfs_param(const char *path)
-{
-	char c = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	if (read(fd, &c, 1) != 1)
-		c = 0;
-	close(fd);
-	return c;
-}
-
-/*
- * The MAXPHYADDR this host's KVM holds memslots to (x86's
- * kvm_arch_prepare_memory_region refuses a slot past kvm_mmu_max_gfn()):
- * the host's own (CPUID 0x80000008) when KVM uses EPT / NPT, 52 bits with
- * shadow paging (kvm_intel.ept=N, PVM). The soft VM takes the same limit,
- * so that the same memslot calls get the same answers on both.
- */
-static unsigned soft_x86_kvm_maxphyaddr(void)
-{
-	char ept = sysfs_param("/sys/module/kvm_intel/parameters/ept");
-	char npt = sysfs_param("/sys/module/kvm_amd/parameters/npt");
-	unsigned eax, ebx, ecx, edx;
-
-	if (ept != 'Y' && ept != '1' && npt != 'Y' && npt != '1')
-		return SOFT_X86_SHADOW_PHYS_BITS;
-	if (!__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx))
-		return 36;   /* the architectural default without the leaf */
-	return eax & 0xff;
-}
-
 static int x86_vm_new(soft_vm *vm, mv_error *err)
 {
-	unsigned bits = soft_x86_kvm_maxphyaddr();
+	/* The same memslot calls get the same answers as this host's KVM. */
+	unsigned bits = mv_x86_host_kvm_phys_bits();
 	mv_x86_vm_config c = {
 		/* KVM turns 5-level EPT on when 4 levels cannot reach MAXPHYADDR. */
 		.ept_levels = bits > SOFT_X86_EPT4_PHYS_BITS ? 5 : 4,

@@ -13,9 +13,6 @@
 #include "util/alloc.h"
 
 #include <errno.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #define X86_DEFAULT_MAX_VCPUS 64u
 #define X86_NR_AS_MAX 2u       /* KVM_ADDRESS_SPACE_NUM: normal and SMM */
@@ -24,29 +21,12 @@
 
 /* ---- configuration ---- */
 
-/*
- * MAXPHYADDR of this host: CPUID.80000008H:EAX[7:0] (SDM Vol. 2A, CPUID);
- * 36 when the leaf is missing (SDM Vol. 3A 4.1.4, PAE-capable processors).
- */
-static unsigned x86_host_maxphyaddr(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned eax, ebx, ecx, edx;
-
-	if (__get_cpuid(0x80000008u, &eax, &ebx, &ecx, &edx))
-		return eax & 0xffu;
-	return 36;
-#else
-	return 48;     /* no CPUID: the common 48-bit physical address size */
-#endif
-}
-
 /* @cfg with every default resolved, or -EINVAL with a sentence. */
 static int x86_vm_config(const mv_x86_vm_config *cfg, mv_x86_vm_config *out, mv_error *err)
 {
 	*out = *cfg;
 	out->ept_levels = cfg->ept_levels ? cfg->ept_levels : 4;
-	out->host_maxphyaddr = cfg->host_maxphyaddr ? cfg->host_maxphyaddr : x86_host_maxphyaddr();
+	out->host_maxphyaddr = cfg->host_maxphyaddr ? cfg->host_maxphyaddr : mv_x86_host_maxphyaddr();
 	out->guest_maxphyaddr = cfg->guest_maxphyaddr ? cfg->guest_maxphyaddr : out->host_maxphyaddr;
 	out->nr_as = cfg->nr_as ? cfg->nr_as : 1;
 	out->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : X86_DEFAULT_MAX_VCPUS;
