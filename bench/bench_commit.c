@@ -16,11 +16,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "memvirt/memory.h"
 #include "memory/internal.h"
 #include "../tests/ref_render.h"
+#define BENCH_NAME "bench_commit"
+#include "bench_util.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -34,16 +35,7 @@ static uint64_t rnd(uint64_t n)
 
 static double now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static void die(const char *what, int ret)
-{
-	fprintf(stderr, "bench_commit: %s failed (%d)\n", what, ret);
-	exit(1);
+	return (double)now_ns() / 1e3;
 }
 
 typedef struct bench_tree {
@@ -67,7 +59,7 @@ static mv_region *new_leaf(mv_memory *mem, const char *name, uint64_t size)
 		r = ret ? NULL : mv_io_region_base(io);
 	}
 	if (ret)
-		die("region creation", ret);
+		die("region creation failed (%d)", ret);
 	return r;
 }
 
@@ -84,11 +76,11 @@ static void build(bench_tree *t, size_t n)
 	int ret;
 
 	if ((ret = mv_memory_new(NULL, &t->mem)))
-		die("mv_memory_new", ret);
+		die("mv_memory_new failed (%d)", ret);
 	if ((ret = mv_container_new(t->mem, "root", MV_2_64, &t->root)))
-		die("root", ret);
+		die("root failed (%d)", ret);
 	if ((ret = mv_address_space_new(t->mem, t->root, "bench", &t->as)))
-		die("address space", ret);
+		die("address space failed (%d)", ret);
 	t->regs = calloc(n + 8, sizeof(*t->regs));
 	t->n = 0;
 	for (int i = 0; i < 8; i++) {
@@ -109,14 +101,14 @@ static void build(bench_tree *t, size_t n)
 			ret = mv_alias_region_new(t->mem, name, targets[rnd(8)],
 						  0x1000 * rnd(256), size, &a);
 			if (ret)
-				die("alias", ret);
+				die("alias failed (%d)", ret);
 			r = mv_alias_region_base(a);
 		} else {
 			r = new_leaf(t->mem, name, size);
 		}
 		ret = mv_region_add_subregion_overlap(t->root, addr, r, (int)rnd(5) - 2);
 		if (ret)
-			die("add_subregion", ret);
+			die("add_subregion failed (%d)", ret);
 		t->regs[t->n++] = r;
 	}
 }
@@ -129,19 +121,6 @@ static void destroy(bench_tree *t)
 	mv_region_unref(t->root);
 	mv_memory_free(t->mem);
 	free(t->regs);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Times of one build of @n regions, microseconds. */
@@ -158,7 +137,7 @@ static double time_render(bench_tree *t)
 	int ret = mv_render(&fv, t->root);
 
 	if (ret)
-		die("mv_render", ret);
+		die("mv_render failed (%d)", ret);
 	mv_flatview_simplify(&fv);
 	t0 = now_us() - t0;
 	for (size_t i = 0; i < fv.nr_held; i++)
@@ -178,7 +157,7 @@ static void evict_caches(void)
 	const size_t size = 64u << 20;
 
 	if (!junk && !(junk = malloc(size)))
-		die("eviction buffer", -12);
+		die("eviction buffer failed (%d)", -12);
 	for (size_t i = 0; i < size; i += 64)
 		junk[i]++;
 }
@@ -196,7 +175,7 @@ static double time_cold_commit(bench_tree *t)
 	ret = mv_memory_commit(t->mem);
 	t0 = now_us() - t0;
 	if (ret)
-		die("cold commit", ret);
+		die("cold commit failed (%d)", ret);
 	return t0;
 }
 
@@ -212,14 +191,14 @@ static sample measure_once(size_t n, ref_view *v)
 	ret = mv_memory_commit(t.mem);
 	s.commit = now_us() - t0;
 	if (ret)
-		die("commit", ret);
+		die("commit failed (%d)", ret);
 	s.cold = time_cold_commit(&t);
 	s.ours = time_render(&t);
 	t0 = now_us();
 	ref_qemu_generate(v, t.root);
 	s.qemu = now_us() - t0;
 	if (ref_ranges_diff(v->r, v->n, t.as->current->ranges, t.as->current->nr) >= 0)
-		die("baseline and library views differ", (int)v->n);
+		die("baseline and library views differ failed (%d)", (int)v->n);
 	s.ranges = t.as->current->nr;
 	destroy(&t);
 	return s;

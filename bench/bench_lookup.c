@@ -8,9 +8,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "memvirt/memory.h"
+#define BENCH_NAME "bench_lookup"
+#include "bench_util.h"
 
 #define NR_SECTIONS 10000
 #define NR_ADDRS (1u << 20)
@@ -32,14 +33,6 @@ static uint64_t rng(uint64_t *s)
 	*s ^= *s << 25;
 	*s ^= *s >> 27;
 	return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
 static const mv_region_ops dummy_ops = { .endianness = MV_ENDIAN_LITTLE };

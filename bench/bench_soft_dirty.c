@@ -34,11 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "soft/arm64/a64_internal.h"
 #include "soft/pgtable_ops.h"
 #include "soft/x86/x86_internal.h"
+#define BENCH_NAME "bench_soft_dirty"
+#include "bench_util.h"
 
 #define PAGE           4096ull
 #define MIB            (1ull << 20)
@@ -54,39 +55,11 @@
 #define DEFAULT_ROUNDS 3
 #define MAX_ROUNDS     15
 
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sorts @v; its median. */
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
 /* Sorts @v; its minimum. */
 static double minimum(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	return v[0];
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_soft_dirty: %s\n", what);
-	exit(1);
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -152,7 +125,7 @@ static void big_vm_new(big_vm *b, bool x86, uint8_t *host, unsigned flags)
 		mv_x86_vm_config cfg = { .host_maxphyaddr = X86_MAXPHYADDR };
 
 		if (mv_x86_vm_new(&cfg, &b->x, &err))
-			die(err.msg);
+			die("%s", err.msg);
 		r = mv_x86_vm_enable_manual_dirty_protect(b->x, manual) ||
 		    ((flags & BV_RING) && mv_x86_vm_enable_dirty_ring(b->x, RING_ENTRIES)) ||
 		    mv_x86_vcpu_new(b->x, 0, &b->xv, &err) || mv_x86_vm_set_memslot(b->x, &m);
@@ -160,7 +133,7 @@ static void big_vm_new(big_vm *b, bool x86, uint8_t *host, unsigned flags)
 		b->slot = mv_memslots_get(b->x->slots, 0, 0);
 	} else {
 		if (mv_a64_vm_new(NULL, &b->a, &err))
-			die(err.msg);
+			die("%s", err.msg);
 		r = mv_a64_vm_enable_manual_dirty_protect(b->a, manual) ||
 		    ((flags & BV_RING) && mv_a64_vm_enable_dirty_ring(b->a, RING_ENTRIES)) ||
 		    mv_a64_vcpu_new(b->a, 0, &b->av, &err) || mv_a64_vm_set_memslot(b->a, &m);
@@ -202,7 +175,7 @@ static void dirty_page(big_vm *b, uint64_t p)
 			die("cannot map a page");
 	} else if (mv_a64_vm_s2_install(b->a, gpa, PAGE, hva,
 					mv_s2_prot_attr(MV_S2_PROT_R | MV_S2_PROT_W), 3, &err)) {
-		die(err.msg);
+		die("%s", err.msg);
 	}
 	if (b->ring) {
 		if (mv_dirty_ring_push(b->ring, 0, p))
@@ -346,6 +319,19 @@ static uint64_t popcount_words(const uint64_t *w, uint64_t n)
 	return c;
 }
 
+/* A get of slot 0 by @get into @bitmap, which must report the @n dirty pages; its time in ns. */
+static double timed_get(int (*get)(big_vm *, uint64_t *), big_vm *b, uint64_t *bitmap, uint64_t n)
+{
+	double t0 = now_ns(), t;
+
+	if (get(b, bitmap))
+		die("get_dirty_log failed");
+	t = now_ns() - t0;
+	if (popcount_words(bitmap, BIG_WORDS) != n)
+		die("the get did not report the dirty pages");
+	return t;
+}
+
 /* The dirty-page patterns of sections 1 and 2. */
 typedef struct pattern {
 	double fraction;
@@ -388,20 +374,10 @@ static void bench_get(uint8_t *host, int rounds)
 
 			big_vm_new(&b, x86, host, 0);
 			for (int r = 0; r < rounds; r++) {
-				double t0;
-
 				dirty_pages(&b, pages, n);
-				t0 = now_ns();
-				if (vm_get(&b, bitmap))
-					die("get_dirty_log failed");
-				t[r] = now_ns() - t0;
-				if (popcount_words(bitmap, BIG_WORDS) != n)
-					die("the get did not report the dirty pages");
+				t[r] = timed_get(vm_get, &b, bitmap, n);
 				dirty_pages(&b, pages, n);
-				t0 = now_ns();
-				if (vm_get_per_mask(&b, bitmap))
-					die("get_dirty_log failed");
-				tb[r] = now_ns() - t0;
+				tb[r] = timed_get(vm_get_per_mask, &b, bitmap, n);
 			}
 			med = median(t, rounds);
 			base = median(tb, rounds);
@@ -442,16 +418,11 @@ static void bench_manual(uint8_t *host, int rounds)
 				double t0;
 
 				dirty_pages(&b, pages, n);
-				t0 = now_ns();
-				if (vm_get(&b, bitmap))
-					die("get_dirty_log failed");
-				tg[r] = now_ns() - t0;
+				tg[r] = timed_get(vm_get, &b, bitmap, n);
 				t0 = now_ns();
 				if (vm_clear(&b, bitmap))
 					die("clear_dirty_log failed");
 				tc[r] = now_ns() - t0;
-				if (popcount_words(bitmap, BIG_WORDS) != n)
-					die("the get did not report the dirty pages");
 			}
 			g = median(tg, rounds);
 			c = median(tc, rounds);
@@ -528,12 +499,7 @@ static void bench_ring_vs_bitmap(uint8_t *host, int rounds)
 				if (vm_reset(&ring) != got || (uint64_t)got != sets[s].n)
 					die("the ring lost entries");
 				tr[k] = now_ns() - t0;
-				t0 = now_ns();
-				if (vm_get(&bmp, v.words))
-					die("get_dirty_log failed");
-				tb[k] = now_ns() - t0;
-				if (popcount_words(v.words, BIG_WORDS) != sets[s].n)
-					die("the get did not report the dirty pages");
+				tb[k] = timed_get(vm_get, &bmp, v.words, sets[s].n);
 			}
 			h = median(th, rounds);
 			r = median(tr, rounds);
@@ -581,7 +547,7 @@ static void split_once(uint64_t chunk, split_run *res)
 	double t0;
 
 	if (mv_a64_vm_new(NULL, &vm, &err) || mv_a64_vcpu_new(vm, 0, &vcpu, &err))
-		die(err.msg);
+		die("%s", err.msg);
 	mv_a64_vcpu_set_regs(vcpu, &regs);
 	if (mv_soft_host_declare(mv_a64_vm_host(vm), (uint64_t)(uintptr_t)host, SPLIT_SIZE,
 				 MV_HOST_BACKING_HUGETLB, 2 * MIB) ||

@@ -21,9 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "memvirt/soft_arm64.h"
+#define BENCH_NAME "bench_soft_mmu"
+#include "bench_util.h"
 
 #define RAM_GPA        0x40000000ull
 #define RAM_SIZE       (64ull << 20)         /* 16384 pages: 64 times the vCPU's TLB */
@@ -36,33 +37,6 @@
 #define DEFAULT_ROUNDS 5
 #define PAGE           4096ull
 #define MIB            (1ull << 20)
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_soft_mmu: %s\n", what);
-	exit(1);
-}
 
 /* A VM with one vCPU; host memory mapped per slot and counted aborts. */
 typedef struct bench_vm {
@@ -88,7 +62,7 @@ static void vm_new(bench_vm *b)
 
 	memset(b, 0, sizeof(*b));
 	if (mv_a64_vm_new(&cfg, &b->vm, &err) || mv_a64_vcpu_new(b->vm, 0, &b->vcpu, &err))
-		die(err.msg);
+		die("%s", err.msg);
 	mv_a64_vcpu_set_trace(b->vcpu, count_abort, b);
 	mv_a64_vcpu_get_regs(b->vcpu, &regs);
 	regs.el = 1;
@@ -134,7 +108,7 @@ static mv_a64_insn insn(const char *text)
 	mv_error err = { 0 };
 
 	if (mv_a64_insn_parse(text, &in, &err))
-		die(err.msg);
+		die("%s", err.msg);
 	return in;
 }
 

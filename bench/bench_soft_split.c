@@ -22,9 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "memvirt/soft_x86.h"
+#define BENCH_NAME "bench_soft_split"
+#include "bench_util.h"
 
 #define RAM_GPA        0x40000000ull
 #define SLOT_SIZE      (256ull << 20)
@@ -32,33 +33,6 @@
 #define SZ_2M          (2ull << 20)
 #define DEFAULT_ROUNDS 5
 #define MAX_ROUNDS     64
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_soft_split: %s\n", what);
-	exit(1);
-}
 
 /* THP host memory, 2 MiB aligned, populated (the kernel maps it by PMDs if it can). */
 static uint8_t *thp_alloc(void)
@@ -116,7 +90,7 @@ static uint64_t bench_vm_new(bench_vm *b, uint8_t *mem, bool lazy)
 	memset(b, 0, sizeof(*b));
 	b->mem = mem;
 	if (mv_x86_vm_new(&cfg, &b->vm, &err) || mv_x86_vcpu_new(b->vm, 0, &b->vcpu, &err))
-		die(err.msg);
+		die("%s", err.msg);
 	if (mv_soft_host_declare(mv_x86_vm_host(b->vm), (uint64_t)(uintptr_t)mem, SLOT_SIZE,
 				 MV_HOST_BACKING_THP, SZ_2M))
 		die("cannot declare THP memory");

@@ -13,14 +13,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "memvirt/vmm.h"
+#define BENCH_NAME "bench_soft_touch"
+#include "bench_util.h"
 
 #define RAM_SIZE       (256ull << 20)
 #define TOUCH_MIB_BASE 1          /* the guest refuses mib=0 */
@@ -37,39 +37,6 @@ typedef struct bench_env {
 	int rounds;
 	bool kvm;                   /* KVM usable here */
 } bench_env;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_soft_touch: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void discard_console(void *opaque, uint8_t byte)
 {
@@ -128,23 +95,6 @@ static bool check_kvm(const bench_env *e)
 	return true;
 }
 
-static void *read_file(const char *path, size_t *size)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-	void *buf;
-
-	if (!f)
-		die("cannot open %s: %s (build the guest first)", path, strerror(errno));
-	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET))
-		die("cannot read %s", path);
-	if (!(buf = malloc((size_t)n)) || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read %s", path);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	bench_env e = { .rounds = argc > 1 ? atoi(argv[1]) : DEFAULT_ROUNDS };
@@ -183,7 +133,7 @@ int main(int argc, char **argv)
 			continue;
 		for (int m = 0; m < 2; m++)
 			for (int f = 0; f < S_NR; f++)
-				med[m][f] = median(rows[a][m][f], e.rounds);
+				med[m][f] = median_u64(rows[a][m][f], e.rounds);
 		per_page[a] = ((double)med[1][S_WALL_NS] - (double)med[0][S_WALL_NS]) / (double)pages;
 		printf("  %-6s %11.1f ms %11.1f ms %9.2f us %+16" PRId64 "\n", acc_names[a],
 		       (double)med[1][S_WALL_NS] / 1e6, (double)med[0][S_WALL_NS] / 1e6,

@@ -23,17 +23,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "memvirt/vmm.h"
+#define BENCH_NAME "bench_vmm"
+#include "bench_util.h"
 
 #define RAM_SIZE        (256ull << 20)       /* as `memvirt run` and QEMU's -m 256M */
 #define BOOT_LINE       "memvirt-guest: boot"
@@ -53,26 +53,6 @@
 #define PIO_OPS         1000
 #define DIRTY_CMDLINE   "workload=dirty ws_mib=16 pages=2000 rounds=8"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_vmm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static double ms(double ns)
 {
 	return ns / 1e6;
@@ -81,13 +61,6 @@ static double ms(double ns)
 static double us(double ns)
 {
 	return ns / 1e3;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /*
@@ -101,8 +74,7 @@ static uint64_t median_col(const uint64_t *rows, int k, int width, int col)
 
 	for (int i = 0; i < k; i++)
 		v[i] = rows[i * width + col];
-	qsort(v, (size_t)k, sizeof(v[0]), cmp_u64);
-	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+	return median_u64(v, k);
 }
 
 static void median_rows(const uint64_t *rows, int k, int width, uint64_t *out)
@@ -576,23 +548,6 @@ static void print_ratios(const startup_result *s, const op_result *o, const dirt
 	for (int i = 1; i < NR_DIRTY_MODES; i++)
 		printf("  dirty sync %s/bitmap: per sync %5.2f, per page synced %5.2f\n", dirty_names[i],
 		       d->per_sync_ns[i] / d->per_sync_ns[0], d->per_page_ns[i] / d->per_page_ns[0]);
-}
-
-static void *read_file(const char *path, size_t *size)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-	void *buf;
-
-	if (!f)
-		die("cannot open %s: %s (build the guest first)", path, strerror(errno));
-	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET))
-		die("cannot read %s", path);
-	if (!(buf = malloc((size_t)n)) || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read %s", path);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
 }
 
 /* SKIP (exit 0) when KVM cannot build this VM; any other failure is fatal. */
