@@ -55,33 +55,6 @@ static inline void dfx_rec_protect(void *arg, const mv_memslot *slot, uint64_t o
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* ---- guest memory ---- */
-
-/* An anonymous MAP_NORESERVE mapping whose usable part starts at a multiple of @align. */
-typedef struct dfx_region {
-	void *raw;
-	size_t raw_len;
-	uint8_t *base;
-	size_t size;
-} dfx_region;
-
-static inline void dfx_region_map(dfx_region *r, size_t size, size_t align)
-{
-	r->raw_len = size + align;
-	r->raw = mmap(NULL, r->raw_len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(r->raw != MAP_FAILED);
-	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
-	r->size = size;
-}
-
-static inline void dfx_region_unmap(dfx_region *r)
-{
-	if (r->raw)
-		munmap(r->raw, r->raw_len);
-	r->raw = NULL;
-}
-
 /* ---- an arm64 VM with slot 0 of RAM at DFX_RAM_GPA and vCPU 0 ---- */
 
 typedef struct dfx_opts {
@@ -96,7 +69,7 @@ typedef struct dfx_opts {
 typedef struct dfx {
 	mv_a64_vm *vm;
 	mv_a64_vcpu *vcpu;
-	dfx_region ram;
+	tu_region ram;
 	unsigned aborts;           /* stage-2 aborts taken */
 	mv_a64_abort_event last;   /* the latest one */
 } dfx;
@@ -131,7 +104,7 @@ static inline dfx *dfx_new(const dfx_opts *o)
 
 	assert_non_null(f);
 	assert_int_equal(mv_a64_vm_new(NULL, &f->vm, &err), 0);
-	dfx_region_map(&f->ram, o->ram_size ? o->ram_size : (1u << 20), DFX_2M);
+	tu_region_map(&f->ram, o->ram_size ? o->ram_size : (1u << 20), DFX_2M, PROT_READ | PROT_WRITE);
 	if (o->hugetlb)
 		assert_int_equal(mv_soft_host_declare(mv_a64_vm_host(f->vm), dfx_hva(f, 0), f->ram.size,
 						      MV_HOST_BACKING_HUGETLB, DFX_2M), 0);
@@ -152,7 +125,7 @@ static inline void dfx_free(dfx *f)
 {
 	mv_a64_vcpu_free(f->vcpu);
 	mv_a64_vm_free(f->vm);
-	dfx_region_unmap(&f->ram);
+	tu_region_unmap(&f->ram);
 	free(f);
 }
 

@@ -37,44 +37,12 @@
 #define TEST_VA 0xffff800000000000ull   /* FAR_EL2 = TEST_VA + IPA[31:0] */
 
 /* ------------------------------------------------------------------ */
-/* Host memory                                                          */
-
-/* An anonymous mapping whose usable part starts at a multiple of @align. */
-typedef struct region {
-	void *raw;
-	size_t raw_len;
-	uint8_t *base;
-	size_t size;
-} region;
-
-static void region_map(region *r, size_t size, size_t align, int prot)
-{
-	r->raw_len = size + align;
-	r->raw = mmap(NULL, r->raw_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(r->raw != MAP_FAILED);
-	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
-	r->size = size;
-}
-
-static void region_unmap(region *r)
-{
-	if (r->raw)
-		munmap(r->raw, r->raw_len);
-	r->raw = NULL;
-}
-
-static uint64_t hva_of(const region *r, uint64_t off)
-{
-	return (uint64_t)(uintptr_t)r->base + off;
-}
-
-/* ------------------------------------------------------------------ */
 /* A VM with RAM slot 0 and vCPU 0                                      */
 
 typedef struct fx {
 	mv_a64_vm *vm;
 	mv_a64_vcpu *vcpu;
-	region ram;
+	tu_region ram;
 } fx;
 
 static void fx_set_slot(fx *f, unsigned id, uint32_t flags, uint64_t gpa, uint64_t size, uint64_t hva)
@@ -102,8 +70,8 @@ static fx *fx_new_cfg(const mv_a64_vm_config *cfg)
 	assert_non_null(f);
 	assert_int_equal(mv_a64_vm_new(cfg, &f->vm, &err), 0);
 	assert_int_equal(mv_a64_vcpu_new(f->vm, 0, &f->vcpu, &err), 0);
-	region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
-	fx_set_slot(f, 0, 0, RAM_GPA, RAM_SIZE, hva_of(&f->ram, 0));
+	tu_region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
+	fx_set_slot(f, 0, 0, RAM_GPA, RAM_SIZE, tu_hva(&f->ram, 0));
 	fx_reset_cpu(f);
 	return f;
 }
@@ -120,7 +88,7 @@ static int fx_teardown(void **state)
 
 	mv_a64_vcpu_free(f->vcpu);
 	mv_a64_vm_free(f->vm);
-	region_unmap(&f->ram);
+	tu_region_unmap(&f->ram);
 	free(f);
 	return 0;
 }
@@ -243,7 +211,7 @@ static void test_translation_levels(void **state)
 
 		assert_action(&ev, MV_A64_ACT_MAPPED);
 		assert_int_equal(ev.map_size, SZ_4K);
-		pte = assert_leaf(f, RAM_GPA + off, 3, hva_of(&f->ram, off));
+		pte = assert_leaf(f, RAM_GPA + off, 3, tu_hva(&f->ram, off));
 		assert_true(pte & MV_S2_S2AP_R);
 		assert_true(pte_w(pte));
 		assert_true(pte_xn(pte));
@@ -259,7 +227,7 @@ static void test_translation_write_and_refault(void **state)
 	mv_s2_stats st;
 
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	assert_true(pte_w(assert_leaf(f, RAM_GPA + 0x3000, 3, hva_of(&f->ram, 0x3000))));
+	assert_true(pte_w(assert_leaf(f, RAM_GPA + 0x3000, 3, tu_hva(&f->ram, 0x3000))));
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0x3000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	mv_a64_vm_s2_stats(f->vm, &st);
@@ -273,9 +241,9 @@ static void test_exec_fault_clears_xn(void **state)
 	mv_a64_abort_event ev = fault(f, esr_iabt(0x07), RAM_GPA + 0x5000);
 
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	assert_false(pte_xn(assert_leaf(f, RAM_GPA + 0x5000, 3, hva_of(&f->ram, 0x5000))));
+	assert_false(pte_xn(assert_leaf(f, RAM_GPA + 0x5000, 3, tu_hva(&f->ram, 0x5000))));
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0x6000);
-	assert_true(pte_xn(assert_leaf(f, RAM_GPA + 0x6000, 3, hva_of(&f->ram, 0x6000))));
+	assert_true(pte_xn(assert_leaf(f, RAM_GPA + 0x6000, 3, tu_hva(&f->ram, 0x6000))));
 }
 
 /* ------------------------------------------------------------------ */
@@ -462,16 +430,16 @@ static void test_readonly_slot(void **state)
 	mv_a64_abort_event ev;
 	mv_pte pte;
 
-	fx_set_slot(f, 1, HV_MEM_READONLY, gpa, SZ_2M, hva_of(&f->ram, SZ_2M));
+	fx_set_slot(f, 1, HV_MEM_READONLY, gpa, SZ_2M, tu_hva(&f->ram, SZ_2M));
 	ev = fault(f, esr_dabt(0x07), gpa + 0x1000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	pte = assert_leaf(f, gpa + 0x1000, 3, hva_of(&f->ram, SZ_2M + 0x1000));
+	pte = assert_leaf(f, gpa + 0x1000, 3, tu_hva(&f->ram, SZ_2M + 0x1000));
 	assert_false(pte_w(pte));
 
 	/* A stage-1 walk reading a table there is a read: mapped. */
 	ev = fault(f, esr_dabt(0x07) | MV_ESR_S1PTW, gpa + 0x2000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	assert_false(pte_w(assert_leaf(f, gpa + 0x2000, 3, hva_of(&f->ram, SZ_2M + 0x2000))));
+	assert_false(pte_w(assert_leaf(f, gpa + 0x2000, 3, tu_hva(&f->ram, SZ_2M + 0x2000))));
 	/* A permission fault of a walk (hardware AF/DB update) is a write: back to the guest. */
 	ev = fault(f, esr_dabt(0x0f) | MV_ESR_S1PTW, gpa + 0x2000);
 	assert_action(&ev, MV_A64_ACT_INJECT_DABT);
@@ -488,7 +456,7 @@ static void test_readonly_slot(void **state)
 	assert_memory_equal(f->vcpu->exit.mmio.data, "\x88\x77\x66\x55", 4);
 	mv_a64_vcpu_complete_mmio(f->vcpu, NULL);
 	assert_int_equal(f->vcpu->regs.pc, TEST_PC + 4);
-	assert_false(pte_w(assert_leaf(f, gpa + 0x1000, 3, hva_of(&f->ram, SZ_2M + 0x1000))));
+	assert_false(pte_w(assert_leaf(f, gpa + 0x1000, 3, tu_hva(&f->ram, SZ_2M + 0x1000))));
 
 	/* Cache maintenance on a read-only slot is not skipped (KVM: only outside slots). */
 	fx_reset_cpu(f);
@@ -692,9 +660,9 @@ static void test_nisv(void **state)
 /* Block sizes                                                          */
 
 /* Slot 1 at @gpa over [off, off + size) of a region declared @kind / @page. */
-static void huge_slot(fx *f, region *r, uint64_t gpa, uint64_t off, uint64_t size, uint32_t flags)
+static void huge_slot(fx *f, tu_region *r, uint64_t gpa, uint64_t off, uint64_t size, uint32_t flags)
 {
-	fx_set_slot(f, 1, flags, gpa, size, hva_of(r, off));
+	fx_set_slot(f, 1, flags, gpa, size, tu_hva(r, off));
 }
 
 static void delete_slot(fx *f, unsigned id)
@@ -709,18 +677,18 @@ static void test_hugetlb_2m(void **state)
 {
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
-	region_map(&r, 8 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), 8 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
+	tu_region_map(&r, 8 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), 8 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
 
 	/* Congruent slot of 4 MiB: the 2 MiB block around the fault. */
 	huge_slot(f, &r, 0x100000000ull, 0, 2 * SZ_2M, 0);
 	ev = fault(f, esr_dabt(0x06), 0x100000000ull + SZ_2M + 0x3456);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_2M);
-	assert_true(pte_w(assert_leaf(f, 0x100000000ull + SZ_2M + 0x3000, 2, hva_of(&r, SZ_2M))));
+	assert_true(pte_w(assert_leaf(f, 0x100000000ull + SZ_2M + 0x3000, 2, tu_hva(&r, SZ_2M))));
 	delete_slot(f, 1);
 	assert_no_leaf(f, 0x100000000ull + SZ_2M);
 
@@ -729,14 +697,14 @@ static void test_hugetlb_2m(void **state)
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + SZ_2M);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_4K);
-	assert_leaf(f, 0x100000000ull + SZ_2M, 3, hva_of(&r, SZ_2M - SZ_4K));
+	assert_leaf(f, 0x100000000ull + SZ_2M, 3, tu_hva(&r, SZ_2M - SZ_4K));
 	delete_slot(f, 1);
 
 	/* The block would pass the slot's end: pages at the tail, a block before it. */
 	huge_slot(f, &r, 0x100000000ull, 0, SZ_2M + 16 * SZ_4K, 0);
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + SZ_2M + 0x5000);
 	assert_int_equal(ev.map_size, SZ_4K);
-	assert_leaf(f, 0x100000000ull + SZ_2M + 0x5000, 3, hva_of(&r, SZ_2M + 0x5000));
+	assert_leaf(f, 0x100000000ull + SZ_2M + 0x5000, 3, tu_hva(&r, SZ_2M + 0x5000));
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + 0x5000);
 	assert_int_equal(ev.map_size, SZ_2M);
 	delete_slot(f, 1);
@@ -750,21 +718,21 @@ static void test_hugetlb_2m(void **state)
 	delete_slot(f, 1);
 
 	/* Contiguous-hint sizes: 64 KiB backs pages, 32 MiB backs 2 MiB blocks. */
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_64K), 0);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_64K), 0);
 	huge_slot(f, &r, 0x100000000ull, 0, 2 * SZ_2M, 0);
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + 0x10000);
 	assert_int_equal(ev.map_size, SZ_4K);
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 
-	region_map(&r, SZ_32M, SZ_32M, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), SZ_32M, MV_HOST_BACKING_HUGETLB, SZ_32M), 0);
+	tu_region_map(&r, SZ_32M, SZ_32M, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), SZ_32M, MV_HOST_BACKING_HUGETLB, SZ_32M), 0);
 	huge_slot(f, &r, 0x100000000ull, 0, SZ_32M, 0);
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + 3 * SZ_2M + 0x10);
 	assert_int_equal(ev.map_size, SZ_2M);
-	assert_leaf(f, 0x100000000ull + 3 * SZ_2M, 2, hva_of(&r, 3 * SZ_2M));
+	assert_leaf(f, 0x100000000ull + 3 * SZ_2M, 2, tu_hva(&r, 3 * SZ_2M));
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* Hugetlb 1 GiB: a level-1 block, or 2 MiB blocks when the slot holds only part of it. */
@@ -773,24 +741,24 @@ static void test_hugetlb_1g(void **state)
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
 	uint64_t gpa = 0x140000000ull;
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
-	region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), SZ_1G, MV_HOST_BACKING_HUGETLB, SZ_1G), 0);
+	tu_region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), SZ_1G, MV_HOST_BACKING_HUGETLB, SZ_1G), 0);
 	huge_slot(f, &r, gpa, 0, SZ_1G, 0);
 	ev = fault(f, esr_iabt(0x05), gpa + 0x12345678);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_1G);
-	assert_false(pte_xn(assert_leaf(f, gpa + 0x12345000, 1, hva_of(&r, 0))));
+	assert_false(pte_xn(assert_leaf(f, gpa + 0x12345000, 1, tu_hva(&r, 0))));
 	delete_slot(f, 1);
 
 	huge_slot(f, &r, gpa, 0, SZ_1G - SZ_2M, 0);
 	ev = fault(f, esr_dabt(0x05), gpa + 0x12345678);
 	assert_int_equal(ev.map_size, SZ_2M);
-	assert_leaf(f, gpa + 0x12345000, 2, hva_of(&r, 0x12200000));
+	assert_leaf(f, gpa + 0x12345000, 2, tu_hva(&r, 0x12200000));
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* A 32-bit IPA stage 2 starts at level 2: a 1 GiB hugetlb page is mapped by 2 MiB blocks. */
@@ -799,7 +767,7 @@ static void test_hugetlb_1g_no_level1(void **state)
 	mv_a64_vm_config cfg = { 0 };
 	uint64_t gpa = 2 * SZ_1G;
 	mv_s2_config c;
-	region r;
+	tu_region r;
 	fx *f;
 	mv_a64_abort_event ev;
 
@@ -808,16 +776,16 @@ static void test_hugetlb_1g_no_level1(void **state)
 	assert_int_equal(c.start_level, 2);
 	cfg.vtcr = mv_vtcr_encode(&c);
 	f = fx_new_cfg(&cfg);
-	region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(mv_a64_vm_host(f->vm), hva_of(&r, 0), SZ_1G,
+	tu_region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(mv_a64_vm_host(f->vm), tu_hva(&r, 0), SZ_1G,
 					      MV_HOST_BACKING_HUGETLB, SZ_1G), 0);
 	huge_slot(f, &r, gpa, 0, SZ_1G, 0);
 	ev = fault(f, esr_dabt(0x06), gpa + 0x12345678);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_2M);
-	assert_leaf(f, gpa + 0x12345000, 2, hva_of(&r, 0x12200000));
+	assert_leaf(f, gpa + 0x12345000, 2, tu_hva(&r, 0x12200000));
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 	fx_teardown((void **)&f);
 }
 
@@ -827,19 +795,19 @@ static void test_thp(void **state)
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
 	uint64_t gpa = 0x100000000ull, host_size = 0;
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
-	region_map(&r, 2 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
+	tu_region_map(&r, 2 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
 	madvise(r.base, 2 * SZ_2M, MADV_HUGEPAGE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), 2 * SZ_2M, MV_HOST_BACKING_THP, SZ_2M), 0);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), 2 * SZ_2M, MV_HOST_BACKING_THP, SZ_2M), 0);
 	huge_slot(f, &r, gpa, 0, 2 * SZ_2M, 0);
 	ev = fault(f, esr_dabt(0x07) | MV_ESR_WNR, gpa + 0x1000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	assert_int_equal(mv_soft_host_page(host, hva_of(&r, 0x1000), false, &host_size), 0);
+	assert_int_equal(mv_soft_host_page(host, tu_hva(&r, 0x1000), false, &host_size), 0);
 	assert_int_equal(ev.map_size, host_size == SZ_2M ? SZ_2M : SZ_4K);
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 	if (host_size != SZ_2M) {
 		printf("SKIP: %s: the kernel placed no transparent huge page (4 KiB mapping checked)\n",
 		       __func__);
@@ -865,34 +833,34 @@ static void test_logging(void **state)
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
 	uint64_t gpa = 0x100000000ull;
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
-	region_map(&r, 2 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), 2 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
+	tu_region_map(&r, 2 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), 2 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
 	huge_slot(f, &r, gpa, 0, 2 * SZ_2M, HV_MEM_LOG_DIRTY_PAGES);
 
 	ev = fault(f, esr_dabt(0x06), gpa + 0x3000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_4K);
-	assert_false(pte_w(assert_leaf(f, gpa + 0x3000, 3, hva_of(&r, 0x3000))));
+	assert_false(pte_w(assert_leaf(f, gpa + 0x3000, 3, tu_hva(&r, 0x3000))));
 	assert_false(dirty_bit(f, 1, 3));
 
 	/* The write that follows is a permission fault on that page: relaxed and logged. */
 	ev = fault(f, esr_dabt(0x0f) | MV_ESR_WNR, gpa + 0x3000);
 	assert_action(&ev, MV_A64_ACT_RELAXED);
-	assert_true(pte_w(assert_leaf(f, gpa + 0x3000, 3, hva_of(&r, 0x3000))));
+	assert_true(pte_w(assert_leaf(f, gpa + 0x3000, 3, tu_hva(&r, 0x3000))));
 	assert_true(dirty_bit(f, 1, 3));
 
 	/* A write translation fault maps writable and logs. */
 	ev = fault(f, esr_dabt(0x05) | MV_ESR_WNR, gpa + SZ_2M + 0x8000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_4K);
-	assert_true(pte_w(assert_leaf(f, gpa + SZ_2M + 0x8000, 3, hva_of(&r, SZ_2M + 0x8000))));
+	assert_true(pte_w(assert_leaf(f, gpa + SZ_2M + 0x8000, 3, tu_hva(&r, SZ_2M + 0x8000))));
 	assert_true(dirty_bit(f, 1, 512 + 8));
 	assert_false(dirty_bit(f, 1, 512 + 7));
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* Turning logging on write-protects the slot; a write to a block then maps one page. */
@@ -901,25 +869,25 @@ static void test_logging_splits_block(void **state)
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
 	uint64_t gpa = 0x100000000ull;
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
-	region_map(&r, SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
-	assert_int_equal(mv_soft_host_declare(host, hva_of(&r, 0), SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
+	tu_region_map(&r, SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
+	assert_int_equal(mv_soft_host_declare(host, tu_hva(&r, 0), SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M), 0);
 	huge_slot(f, &r, gpa, 0, SZ_2M, 0);
 	ev = fault(f, esr_dabt(0x06) | MV_ESR_WNR, gpa);
 	assert_int_equal(ev.map_size, SZ_2M);
-	assert_true(pte_w(assert_leaf(f, gpa, 2, hva_of(&r, 0))));
+	assert_true(pte_w(assert_leaf(f, gpa, 2, tu_hva(&r, 0))));
 
 	huge_slot(f, &r, gpa, 0, SZ_2M, HV_MEM_LOG_DIRTY_PAGES);
-	assert_false(pte_w(assert_leaf(f, gpa, 2, hva_of(&r, 0))));
+	assert_false(pte_w(assert_leaf(f, gpa, 2, tu_hva(&r, 0))));
 	ev = fault(f, esr_dabt(0x0e) | MV_ESR_WNR, gpa + 0x7000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(ev.map_size, SZ_4K);
-	assert_true(pte_w(assert_leaf(f, gpa + 0x7000, 3, hva_of(&r, 0x7000))));
+	assert_true(pte_w(assert_leaf(f, gpa + 0x7000, 3, tu_hva(&r, 0x7000))));
 	assert_true(dirty_bit(f, 1, 7));
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* Permission faults on a leaf of the size to map relax it in place. */
@@ -931,16 +899,16 @@ static void test_permission_relax(void **state)
 	mv_a64_abort_event ev;
 	mv_pte pte;
 
-	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + 0x9000, SZ_4K, hva_of(&f->ram, 0x9000), ro, 3, &err), 0);
+	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + 0x9000, SZ_4K, tu_hva(&f->ram, 0x9000), ro, 3, &err), 0);
 	ev = fault(f, esr_dabt(0x0f) | MV_ESR_WNR, RAM_GPA + 0x9010);
 	assert_action(&ev, MV_A64_ACT_RELAXED);
-	pte = assert_leaf(f, RAM_GPA + 0x9000, 3, hva_of(&f->ram, 0x9000));
+	pte = assert_leaf(f, RAM_GPA + 0x9000, 3, tu_hva(&f->ram, 0x9000));
 	assert_true(pte_w(pte));
 	assert_true(pte_xn(pte));
 
 	ev = fault(f, esr_iabt(0x0f), RAM_GPA + 0x9000);
 	assert_action(&ev, MV_A64_ACT_RELAXED);
-	assert_false(pte_xn(assert_leaf(f, RAM_GPA + 0x9000, 3, hva_of(&f->ram, 0x9000))));
+	assert_false(pte_xn(assert_leaf(f, RAM_GPA + 0x9000, 3, tu_hva(&f->ram, 0x9000))));
 
 	/* A read cannot take a permission fault (read is always granted). */
 	ev = fault(f, esr_dabt(0x0f), RAM_GPA + 0x9000);
@@ -948,10 +916,10 @@ static void test_permission_relax(void **state)
 	assert_string_equal(ev.detail, "unexpected stage-2 read permission fault at IPA 0x40009000");
 
 	/* A 2 MiB read-only block over 4 KiB host pages: relaxed as a block (fault granule). */
-	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + SZ_2M, SZ_2M, hva_of(&f->ram, SZ_2M), ro, 2, &err), 0);
+	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + SZ_2M, SZ_2M, tu_hva(&f->ram, SZ_2M), ro, 2, &err), 0);
 	ev = fault(f, esr_dabt(0x0e) | MV_ESR_WNR, RAM_GPA + SZ_2M + 0x4000);
 	assert_action(&ev, MV_A64_ACT_RELAXED);
-	assert_true(pte_w(assert_leaf(f, RAM_GPA + SZ_2M + 0x4000, 2, hva_of(&f->ram, SZ_2M))));
+	assert_true(pte_w(assert_leaf(f, RAM_GPA + SZ_2M + 0x4000, 2, tu_hva(&f->ram, SZ_2M))));
 
 	/* Relaxing a leaf that is gone: retry. */
 	ev = fault(f, esr_dabt(0x0f) | MV_ESR_WNR, RAM_GPA + 0xa000);
@@ -966,33 +934,33 @@ static void test_access_flag(void **state)
 	uint64_t gpa = 0x140000000ull;
 	mv_error err = { 0 };
 	mv_a64_abort_event ev;
-	region r;
+	tu_region r;
 	mv_pte pte;
 	int lvl;
 
-	region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
-	fx_set_slot(f, 1, 0, gpa, SZ_1G, hva_of(&r, 0));
-	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA, SZ_4K, hva_of(&f->ram, 0), old, 3, &err), 0);
-	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + SZ_2M, SZ_2M, hva_of(&f->ram, SZ_2M), old, 2, &err), 0);
-	assert_int_equal(mv_a64_vm_s2_install(f->vm, gpa, SZ_1G, hva_of(&r, 0), old, 1, &err), 0);
+	tu_region_map(&r, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
+	fx_set_slot(f, 1, 0, gpa, SZ_1G, tu_hva(&r, 0));
+	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA, SZ_4K, tu_hva(&f->ram, 0), old, 3, &err), 0);
+	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA + SZ_2M, SZ_2M, tu_hva(&f->ram, SZ_2M), old, 2, &err), 0);
+	assert_int_equal(mv_a64_vm_s2_install(f->vm, gpa, SZ_1G, tu_hva(&r, 0), old, 1, &err), 0);
 	assert_int_equal(mv_a64_vm_s2_leaf(f->vm, RAM_GPA, &pte, &lvl), MV_PGT_OK);
 	assert_false(pte & MV_S2_AF);
 
 	ev = fault(f, esr_dabt(0x0b), RAM_GPA + 0x10);
 	assert_action(&ev, MV_A64_ACT_MKYOUNG);
-	assert_leaf(f, RAM_GPA, 3, hva_of(&f->ram, 0));
+	assert_leaf(f, RAM_GPA, 3, tu_hva(&f->ram, 0));
 	ev = fault(f, esr_dabt(0x0a) | MV_ESR_WNR, RAM_GPA + SZ_2M + 0x123000);
 	assert_action(&ev, MV_A64_ACT_MKYOUNG);
-	assert_leaf(f, RAM_GPA + SZ_2M, 2, hva_of(&f->ram, SZ_2M));
+	assert_leaf(f, RAM_GPA + SZ_2M, 2, tu_hva(&f->ram, SZ_2M));
 	ev = fault(f, esr_iabt(0x09), gpa + 0x3000000);
 	assert_action(&ev, MV_A64_ACT_MKYOUNG);
-	pte = assert_leaf(f, gpa, 1, hva_of(&r, 0));
+	pte = assert_leaf(f, gpa, 1, tu_hva(&r, 0));
 	assert_true(pte_w(pte));   /* only AF changed */
 	/* No leaf: the access just refaults. */
 	ev = fault(f, esr_dabt(0x0b), RAM_GPA + 0x5000);
 	assert_action(&ev, MV_A64_ACT_RETRY);
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1003,33 +971,33 @@ static void test_poison_and_missing_host(void **state)
 	fx *f = *state;
 	mv_soft_host *host = mv_a64_vm_host(f->vm);
 	char want[160];
-	region r;
+	tu_region r;
 	mv_a64_abort_event ev;
 
 	f->ram.base[0x4000] = 1;   /* a poisoned page is one that was there */
-	assert_int_equal(mv_soft_host_set_poison(host, hva_of(&f->ram, 0x4000), true), 0);
+	assert_int_equal(mv_soft_host_set_poison(host, tu_hva(&f->ram, 0x4000), true), 0);
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0x4008);
 	assert_action(&ev, MV_A64_ACT_ERROR);
 	snprintf(want, sizeof(want),
 		 "memory failure: guest page at IPA 0x40004000 (host 0x%" PRIx64 ") is poisoned",
-		 hva_of(&f->ram, 0x4000));
+		 tu_hva(&f->ram, 0x4000));
 	assert_string_equal(ev.detail, want);
 	assert_int_equal(f->vcpu->exit.reason, HV_EXIT_INTERNAL_ERROR);
 	assert_no_leaf(f, RAM_GPA + 0x4000);
-	assert_int_equal(mv_soft_host_set_poison(host, hva_of(&f->ram, 0x4000), false), 0);
+	assert_int_equal(mv_soft_host_set_poison(host, tu_hva(&f->ram, 0x4000), false), 0);
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0x4008);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 
 	/* A slot over memory that is not accessible. */
-	region_map(&r, SZ_2M, SZ_2M, PROT_NONE);
-	fx_set_slot(f, 1, 0, 0x100000000ull, SZ_2M, hva_of(&r, 0));
+	tu_region_map(&r, SZ_2M, SZ_2M, PROT_NONE);
+	fx_set_slot(f, 1, 0, 0x100000000ull, SZ_2M, tu_hva(&r, 0));
 	ev = fault(f, esr_dabt(0x07), 0x100000000ull + 0x1000);
 	assert_action(&ev, MV_A64_ACT_ERROR);
 	snprintf(want, sizeof(want), "guest page at IPA 0x100001000 has no host memory at 0x%" PRIx64,
-		 hva_of(&r, 0x1000));
+		 tu_hva(&r, 0x1000));
 	assert_string_equal(ev.detail, want);
 	delete_slot(f, 1);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 typedef struct race {
@@ -1041,7 +1009,7 @@ typedef struct race {
 static void race_hook(void *arg, mv_a64_vcpu *vcpu, uint64_t ipa)
 {
 	race *rc = arg;
-	uint64_t hva = hva_of(&rc->f->ram, ipa - RAM_GPA);
+	uint64_t hva = tu_hva(&rc->f->ram, ipa - RAM_GPA);
 
 	(void)vcpu;
 	rc->calls++;
@@ -1077,7 +1045,7 @@ static void test_invalidation_race(void **state)
 	assert_action(&ev, MV_A64_ACT_RETRY);
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0xd000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	mv_a64_vm_invalidate_range_end(f->vm, hva_of(&f->ram, 0xc000), hva_of(&f->ram, 0xd000));
+	mv_a64_vm_invalidate_range_end(f->vm, tu_hva(&f->ram, 0xc000), tu_hva(&f->ram, 0xd000));
 	ev = fault(f, esr_dabt(0x07), RAM_GPA + 0xc000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	assert_int_equal(rc.calls, 6);
@@ -1091,22 +1059,22 @@ static void test_notifier_zap(void **state)
 	uint64_t alias = 0x100000000ull;
 	mv_a64_abort_event ev;
 
-	fx_set_slot(f, 1, 0, alias, SZ_2M, hva_of(&f->ram, 0));
+	fx_set_slot(f, 1, 0, alias, SZ_2M, tu_hva(&f->ram, 0));
 	for (uint64_t off = 0; off < 4 * SZ_4K; off += SZ_4K) {
 		ev = fault(f, esr_dabt(0x07), RAM_GPA + off);
 		assert_action(&ev, MV_A64_ACT_MAPPED);
 		ev = fault(f, esr_dabt(0x07), alias + off);
 		assert_action(&ev, MV_A64_ACT_MAPPED);
-		assert_leaf(f, alias + off, 3, hva_of(&f->ram, off));
+		assert_leaf(f, alias + off, 3, tu_hva(&f->ram, off));
 	}
-	mv_a64_vm_invalidate_range_start(f->vm, hva_of(&f->ram, SZ_4K), hva_of(&f->ram, 3 * SZ_4K));
-	assert_leaf(f, RAM_GPA, 3, hva_of(&f->ram, 0));
+	mv_a64_vm_invalidate_range_start(f->vm, tu_hva(&f->ram, SZ_4K), tu_hva(&f->ram, 3 * SZ_4K));
+	assert_leaf(f, RAM_GPA, 3, tu_hva(&f->ram, 0));
 	assert_no_leaf(f, RAM_GPA + SZ_4K);
 	assert_no_leaf(f, RAM_GPA + 2 * SZ_4K);
 	assert_no_leaf(f, alias + SZ_4K);
 	assert_no_leaf(f, alias + 2 * SZ_4K);
-	assert_leaf(f, alias + 3 * SZ_4K, 3, hva_of(&f->ram, 3 * SZ_4K));
-	mv_a64_vm_invalidate_range_end(f->vm, hva_of(&f->ram, SZ_4K), hva_of(&f->ram, 3 * SZ_4K));
+	assert_leaf(f, alias + 3 * SZ_4K, 3, tu_hva(&f->ram, 3 * SZ_4K));
+	mv_a64_vm_invalidate_range_end(f->vm, tu_hva(&f->ram, SZ_4K), tu_hva(&f->ram, 3 * SZ_4K));
 	ev = fault(f, esr_dabt(0x07), alias + SZ_4K);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	delete_slot(f, 1);
@@ -1121,20 +1089,20 @@ static void test_memslot_delete_move(void **state)
 	mv_tlb_entry e = { 0 }, got;
 	uint16_t vmid;
 
-	fx_set_slot(f, 1, 0, gpa, SZ_2M, hva_of(&f->ram, SZ_2M));
+	fx_set_slot(f, 1, 0, gpa, SZ_2M, tu_hva(&f->ram, SZ_2M));
 	ev = fault(f, esr_dabt(0x07), gpa + 0x1000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
 	/* A TLB entry built from that mapping. */
 	mv_vmid_update(f->vm->vmids, &f->vm->vmid, 0);
 	vmid = mv_vmid_value(f->vm->vmids, &f->vm->vmid);
 	e = (mv_tlb_entry){ .vmid = vmid, .el = 1, .rights = MV_TLB_R, .va_page = 0x1234,
-			    .ipa_page = (gpa + 0x1000) >> 12, .host_page = hva_of(&f->ram, SZ_2M + 0x1000) >> 12 };
+			    .ipa_page = (gpa + 0x1000) >> 12, .host_page = tu_hva(&f->ram, SZ_2M + 0x1000) >> 12 };
 	mv_tlb_lock(f->vcpu->tlb);
 	mv_tlb_insert(f->vcpu->tlb, &e);
 	assert_true(mv_tlb_lookup(f->vcpu->tlb, vmid, 1, 0x1234, MV_TLB_R, &got));
 	mv_tlb_unlock(f->vcpu->tlb);
 
-	fx_set_slot(f, 1, 0, moved, SZ_2M, hva_of(&f->ram, SZ_2M));
+	fx_set_slot(f, 1, 0, moved, SZ_2M, tu_hva(&f->ram, SZ_2M));
 	assert_no_leaf(f, gpa + 0x1000);
 	mv_tlb_lock(f->vcpu->tlb);
 	assert_false(mv_tlb_lookup(f->vcpu->tlb, vmid, 1, 0x1234, MV_TLB_R, &got));
@@ -1143,7 +1111,7 @@ static void test_memslot_delete_move(void **state)
 	assert_action(&ev, MV_A64_ACT_ERROR);   /* no slot there any more, and ISV = 0 */
 	ev = fault(f, esr_dabt(0x07), moved + 0x1000);
 	assert_action(&ev, MV_A64_ACT_MAPPED);
-	assert_leaf(f, moved + 0x1000, 3, hva_of(&f->ram, SZ_2M + 0x1000));
+	assert_leaf(f, moved + 0x1000, 3, tu_hva(&f->ram, SZ_2M + 0x1000));
 	delete_slot(f, 1);
 	assert_no_leaf(f, moved + 0x1000);
 }
@@ -1170,7 +1138,7 @@ static void test_s2_install_errors(void **state)
 {
 	fx *f = *state;
 	uint64_t attr = mv_s2_prot_attr(MV_S2_PROT_R);
-	uint64_t hva = hva_of(&f->ram, 0);
+	uint64_t hva = tu_hva(&f->ram, 0);
 	mv_error err = { 0 };
 
 	assert_int_equal(mv_a64_vm_s2_install(f->vm, RAM_GPA, SZ_4K, hva, attr, 0, &err), -EINVAL);

@@ -71,33 +71,11 @@
 /* ------------------------------------------------------------------ */
 /* Fixture                                                              */
 
-typedef struct region {
-	void *raw;
-	size_t raw_len;
-	uint8_t *base;
-} region;
-
-static void region_map(region *r, size_t size, size_t align)
-{
-	r->raw_len = size + align;
-	r->raw = mmap(NULL, r->raw_len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(r->raw != MAP_FAILED);
-	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
-}
-
-static void region_unmap(region *r)
-{
-	if (r->raw)
-		munmap(r->raw, r->raw_len);
-	r->raw = NULL;
-}
-
 typedef struct fx {
 	mv_a64_vm *vm;
 	mv_a64_vcpu *vcpu;
-	region ram;
-	region big;                /* 1 GiB-aligned, for level-1 blocks (touched sparsely) */
+	tu_region ram;
+	tu_region big;                /* 1 GiB-aligned, for level-1 blocks (touched sparsely) */
 	uint64_t next_table;       /* IPA of the next free stage-1 table page */
 	unsigned nev;              /* trace: aborts seen */
 	mv_a64_abort_event ev;     /* trace: the last one */
@@ -138,7 +116,7 @@ static fx *fx_new(const mv_a64_vm_config *cfg)
 	assert_non_null(f);
 	assert_int_equal(mv_a64_vm_new(cfg, &f->vm, &err), 0);
 	assert_int_equal(mv_a64_vcpu_new(f->vm, 0, &f->vcpu, &err), 0);
-	region_map(&f->ram, RAM_SIZE, SZ_2M);
+	tu_region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
 	f->next_table = TABLES_IPA;
 	mv_a64_vcpu_set_trace(f->vcpu, trace, f);
 	mv_a64_vm_set_handler(f->vm, false);
@@ -158,8 +136,8 @@ static int fx_teardown(void **state)
 
 	mv_a64_vcpu_free(f->vcpu);
 	mv_a64_vm_free(f->vm);
-	region_unmap(&f->ram);
-	region_unmap(&f->big);
+	tu_region_unmap(&f->ram);
+	tu_region_unmap(&f->big);
 	free(f);
 	return 0;
 }
@@ -184,7 +162,7 @@ static void s2_map_big(fx *f, uint64_t attr)
 {
 	mv_error err = { 0 };
 
-	region_map(&f->big, SZ_1G, SZ_1G);
+	tu_region_map(&f->big, SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
 	if (mv_a64_vm_s2_install(f->vm, BIG_IPA, SZ_1G, (uint64_t)(uintptr_t)f->big.base, attr, 1,
 				 &err))
 		fail_msg("s2 install: %s", err.msg);

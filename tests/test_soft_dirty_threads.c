@@ -242,7 +242,7 @@ static void test_bitmap_threads(void **state)
 
 typedef struct a64_run {
 	mv_a64_vm *vm;
-	dfx_region ram;
+	tu_region ram;
 	uint32_t ring_entries;
 	int gets_started;            /* atomic: gets begun (the epoch) */
 	unsigned finished;           /* atomic: vCPU threads done */
@@ -352,7 +352,7 @@ static void run_a64(uint32_t ring_entries)
 	assert_int_equal(mv_a64_vm_new(NULL, &run->vm, &err), 0);
 	if (ring_entries)
 		assert_int_equal(mv_a64_vm_enable_dirty_ring(run->vm, ring_entries), 0);
-	dfx_region_map(&run->ram, A64_PAGES * DFX_4K, DFX_2M);
+	tu_region_map(&run->ram, A64_PAGES * DFX_4K, DFX_2M, PROT_READ | PROT_WRITE);
 	m = (hv_memslot){ .slot = 0, .flags = HV_MEM_LOG_DIRTY_PAGES, .gpa = DFX_RAM_GPA,
 			  .size = run->ram.size, .hva = run->ram.base };
 	assert_int_equal(mv_a64_vm_set_memslot(run->vm, &m), 0);
@@ -389,7 +389,7 @@ static void run_a64(uint32_t ring_entries)
 	for (unsigned i = 0; i < A64_VCPUS; i++)
 		mv_a64_vcpu_free(vcpus[i]);
 	mv_a64_vm_free(run->vm);
-	dfx_region_unmap(&run->ram);
+	tu_region_unmap(&run->ram);
 	free(run);
 }
 

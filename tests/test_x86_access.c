@@ -53,35 +53,13 @@
 /* ------------------------------------------------------------------ */
 /* Fixture                                                              */
 
-typedef struct region {
-	void *raw;
-	size_t raw_len;
-	uint8_t *base;
-} region;
-
-static void region_map(region *r, size_t size, size_t align)
-{
-	r->raw_len = size + align;
-	r->raw = mmap(NULL, r->raw_len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(r->raw != MAP_FAILED);
-	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
-}
-
-static void region_unmap(region *r)
-{
-	if (r->raw)
-		munmap(r->raw, r->raw_len);
-	r->raw = NULL;
-}
-
 #define MAX_EV 64
 
 typedef struct fx {
 	mv_x86_vm *vm;
 	mv_x86_vcpu *vcpu;
-	region ram;
-	region log;
+	tu_region ram;
+	tu_region log;
 	uint64_t next_table;         /* GPA of the next free guest table page */
 	unsigned nev;                /* trace: EPT exits seen */
 	mv_x86_fault_event ev[MAX_EV];
@@ -128,8 +106,8 @@ static fx *fx_new(const mv_x86_vm_config *cfg)
 	assert_non_null(f);
 	assert_int_equal(mv_x86_vm_new(cfg, &f->vm, &err), 0);
 	assert_int_equal(mv_x86_vcpu_new(f->vm, 0, &f->vcpu, &err), 0);
-	region_map(&f->ram, RAM_SIZE, SZ_2M);
-	region_map(&f->log, LOG_SIZE, SZ_2M);
+	tu_region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
+	tu_region_map(&f->log, LOG_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
 	set_slot(f, 0, RAM_GPA, RAM_SIZE, f->ram.base, 0);
 	f->next_table = TABLES_GPA;
 	mv_x86_vcpu_set_trace(f->vcpu, trace, f);
@@ -140,8 +118,8 @@ static void fx_free(fx *f)
 {
 	mv_x86_vcpu_free(f->vcpu);
 	mv_x86_vm_free(f->vm);
-	region_unmap(&f->ram);
-	region_unmap(&f->log);
+	tu_region_unmap(&f->ram);
+	tu_region_unmap(&f->log);
 	free(f);
 }
 
@@ -262,7 +240,7 @@ static void test_vm_config(void **state)
 	mv_error err = { 0 };
 	mv_x86_vm *vm;
 	hv_memslot m;
-	region r;
+	tu_region r;
 
 	(void)state;
 	assert_int_equal(mv_x86_vm_new(&cfg, &vm, &err), -EINVAL);
@@ -282,7 +260,7 @@ static void test_vm_config(void **state)
 	/* A slot must end at or below host MAXPHYADDR (kvm_mmu_max_gfn). */
 	cfg = (mv_x86_vm_config){ .host_maxphyaddr = 36 };
 	assert_int_equal(mv_x86_vm_new(&cfg, &vm, &err), 0);
-	region_map(&r, 2 * SZ_4K, SZ_4K);
+	tu_region_map(&r, 2 * SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
 	m = (hv_memslot){ .slot = 0, .gpa = (1ull << 36) - SZ_4K, .size = 2 * SZ_4K, .hva = r.base };
 	assert_int_equal(mv_x86_vm_set_memslot(vm, &m), -EINVAL);
 	m.size = SZ_4K;
@@ -294,7 +272,7 @@ static void test_vm_config(void **state)
 	m.size = 0;
 	assert_int_equal(mv_x86_vm_set_memslot(vm, &m), 0);
 	mv_x86_vm_free(vm);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -837,7 +815,7 @@ static void test_dirty_ring_full(void **state)
 	mv_error err = { 0 };
 	mv_x86_vm *vm;
 	mv_x86_vcpu *vcpu;
-	region r;
+	tu_region r;
 	hv_memslot m;
 	mv_x86_outcome out;
 	mv_x86_access a = { .acc = MV_X86_WRITE, .size = 1 };
@@ -853,7 +831,7 @@ static void test_dirty_ring_full(void **state)
 	assert_int_equal(mv_x86_vm_enable_dirty_ring(vm, 1u << 17), -E2BIG);
 	assert_int_equal(mv_x86_vm_enable_dirty_ring(vm, 256), 0);
 	assert_int_equal(mv_x86_vm_enable_dirty_ring(vm, 256), -EINVAL);
-	region_map(&r, 1ull << 20, SZ_4K);
+	tu_region_map(&r, 1ull << 20, SZ_4K, PROT_READ | PROT_WRITE);
 	m = (hv_memslot){ .slot = 0, .flags = HV_MEM_LOG_DIRTY_PAGES, .gpa = RAM_GPA, .size = 1ull << 20,
 			  .hva = r.base };
 	assert_int_equal(mv_x86_vm_set_memslot(vm, &m), 0);
@@ -902,7 +880,7 @@ static void test_dirty_ring_full(void **state)
 	mv_x86_vcpu_free(vcpu);
 	/* created_vcpus never drops: still too late for a ring. */
 	mv_x86_vm_free(vm);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 static void test_ring_after_vcpu(void **state)
@@ -1291,12 +1269,12 @@ static void test_init_set_split(void **state)
 /* Every allocation of VM, slot and vCPU creation failing in turn: -ENOMEM, nothing leaked. */
 static void test_alloc_failures(void **state)
 {
-	region r;
+	tu_region r;
 	unsigned long n;
 	bool done = false;
 
 	(void)state;
-	region_map(&r, SZ_2M, SZ_4K);
+	tu_region_map(&r, SZ_2M, SZ_4K, PROT_READ | PROT_WRITE);
 	for (n = 1; !done && n < 200; n++) {
 		tu_failing_alloc fa;
 		mv_x86_vm_config cfg = { .alloc = &fa.alloc };
@@ -1326,7 +1304,7 @@ static void test_alloc_failures(void **state)
 		mv_x86_vm_free(vm);
 	}
 	assert_true(done);
-	region_unmap(&r);
+	tu_region_unmap(&r);
 }
 
 int main(void)

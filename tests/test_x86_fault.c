@@ -37,44 +37,12 @@
 #define TEST_GVA 0x7f0000001000ull
 
 /* ------------------------------------------------------------------ */
-/* Host memory                                                          */
-
-/* An anonymous mapping whose usable part starts at a multiple of @align. */
-typedef struct region {
-	void *raw;
-	size_t raw_len;
-	uint8_t *base;
-	size_t size;
-} region;
-
-static void region_map(region *r, size_t size, size_t align, int prot)
-{
-	r->raw_len = size + align;
-	r->raw = mmap(NULL, r->raw_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(r->raw != MAP_FAILED);
-	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
-	r->size = size;
-}
-
-static void region_unmap(region *r)
-{
-	if (r->raw)
-		munmap(r->raw, r->raw_len);
-	r->raw = NULL;
-}
-
-static uint64_t hva_of(const region *r, uint64_t off)
-{
-	return (uint64_t)(uintptr_t)r->base + off;
-}
-
-/* ------------------------------------------------------------------ */
 /* A VM with vCPU 0 and (usually) RAM slot 0                            */
 
 typedef struct fx {
 	mv_x86_vm *vm;
 	mv_x86_vcpu *vcpu;
-	region ram;
+	tu_region ram;
 } fx;
 
 static void fx_init(fx *f, const mv_x86_vm_config *cfg)
@@ -95,7 +63,7 @@ static void fx_fini(fx *f)
 {
 	mv_x86_vcpu_free(f->vcpu);
 	mv_x86_vm_free(f->vm);
-	region_unmap(&f->ram);
+	tu_region_unmap(&f->ram);
 }
 
 static void fx_slot(fx *f, unsigned id, uint32_t flags, uint64_t gpa, uint64_t size, uint64_t hva)
@@ -110,10 +78,10 @@ static void fx_slot(fx *f, unsigned id, uint32_t flags, uint64_t gpa, uint64_t s
 static void fx_ram(fx *f, const mv_x86_vm_config *cfg, uint32_t flags)
 {
 	fx_init(f, cfg);
-	region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
+	tu_region_map(&f->ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
 	/* Keep the kernel from placing THP behind the tests' backs (residency, sizes). */
 	madvise(f->ram.base, RAM_SIZE, MADV_NOHUGEPAGE);
-	fx_slot(f, 0, flags, RAM_GPA, RAM_SIZE, hva_of(&f->ram, 0));
+	fx_slot(f, 0, flags, RAM_GPA, RAM_SIZE, tu_hva(&f->ram, 0));
 }
 
 static const mv_memslot *fx_get_slot(fx *f, unsigned id)
@@ -300,7 +268,7 @@ static void test_exit_qual_to_error_code(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, HV_MEM_LOG_DIRTY_PAGES);
-	hva = hva_of(&f.ram, 0x3000);
+	hva = tu_hva(&f.ram, 0x3000);
 	f.ram.base[0x3000] = 1;   /* host-written: a read maps it writable (see below) */
 
 	ev = violation_q(&f, gpa, MV_EPT_VIOL_ACC_READ | MV_EPT_VIOL_GVA_VALID | MV_EPT_VIOL_GVA_TRANSLATED,
@@ -353,7 +321,7 @@ static void test_level_4k_plain(void **state)
 	fx_ram(&f, NULL, 0);
 	/* A read of a writable, non-logging slot maps writable at once (KVM's map_writable). */
 	assert_mapped(&f, RAM_GPA + 0x5000, MV_X86_READ, 3);
-	assert_leaf(&f, RAM_GPA + 0x5000, 3, want_leaf(hva_of(&f.ram, 0x5000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, RAM_GPA + 0x5000, 3, want_leaf(tu_hva(&f.ram, 0x5000), MV_EPT_RWX, 3, true));
 	assert_mapped(&f, RAM_GPA + RAM_SIZE - SZ_4K, MV_X86_WRITE, 3);
 	assert_mapped(&f, RAM_GPA + SZ_2M, MV_X86_FETCH, 3);
 	st = fx_stats(&f);
@@ -372,11 +340,11 @@ static void test_level_2m_hugetlb(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	assert_mapped(&f, gpa, MV_X86_WRITE, 2);
-	assert_leaf(&f, gpa, 2, want_leaf(hva_of(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
+	assert_leaf(&f, gpa, 2, want_leaf(tu_hva(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
 	/* The whole 2 MiB is mapped by that leaf. */
-	assert_leaf(&f, RAM_GPA + 2 * SZ_2M - SZ_4K, 2, want_leaf(hva_of(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
+	assert_leaf(&f, RAM_GPA + 2 * SZ_2M - SZ_4K, 2, want_leaf(tu_hva(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
 	assert_int_equal(fx_stats(&f).mapped[2], 1);
 	assert_rmap(&f);
 	fx_fini(&f);
@@ -392,15 +360,15 @@ static void test_level_2m_thp(void **state)
 	(void)state;
 	fx_ram(&f, NULL, 0);
 	madvise(f.ram.base, RAM_SIZE, MADV_HUGEPAGE);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_THP, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_THP, SZ_2M);
 	ev = violation(&f, RAM_GPA + 2 * SZ_2M + 0x1000, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_MAPPED);
-	assert_int_equal(mv_soft_host_page(mv_x86_vm_host(f.vm), hva_of(&f.ram, 2 * SZ_2M + 0x1000), true,
+	assert_int_equal(mv_soft_host_page(mv_x86_vm_host(f.vm), tu_hva(&f.ram, 2 * SZ_2M + 0x1000), true,
 					   &host_size),
 			 0);
 	if (host_size == SZ_2M) {
 		assert_int_equal(ev.level, 2);
-		assert_leaf(&f, RAM_GPA + 2 * SZ_2M, 2, want_leaf(hva_of(&f.ram, 2 * SZ_2M), MV_EPT_RWX, 2, true));
+		assert_leaf(&f, RAM_GPA + 2 * SZ_2M, 2, want_leaf(tu_hva(&f.ram, 2 * SZ_2M), MV_EPT_RWX, 2, true));
 	} else {
 		assert_int_equal(ev.level, 3);
 	}
@@ -421,18 +389,18 @@ static void test_level_1g_hugetlb(void **state)
 
 	(void)state;
 	fx_init(&f, NULL);
-	region_map(&f.ram, 2 * SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
-	fx_declare(&f, hva_of(&f.ram, 0), 2 * SZ_1G, MV_HOST_BACKING_HUGETLB, SZ_1G);
-	fx_slot(&f, 0, 0, gpa, SZ_1G, hva_of(&f.ram, 0));
+	tu_region_map(&f.ram, 2 * SZ_1G, SZ_1G, PROT_READ | PROT_WRITE);
+	fx_declare(&f, tu_hva(&f.ram, 0), 2 * SZ_1G, MV_HOST_BACKING_HUGETLB, SZ_1G);
+	fx_slot(&f, 0, 0, gpa, SZ_1G, tu_hva(&f.ram, 0));
 	assert_mapped(&f, gpa + 0x12345000, MV_X86_WRITE, 1);
-	assert_leaf(&f, gpa, 1, want_leaf(hva_of(&f.ram, 0), MV_EPT_RWX, 1, true));
+	assert_leaf(&f, gpa, 1, want_leaf(tu_hva(&f.ram, 0), MV_EPT_RWX, 1, true));
 	assert_int_equal(fx_stats(&f).mapped[1], 1);
 	assert_rmap(&f);
 
 	/* Congruent modulo 2 MiB only: the 1 GiB page's 2 MiB pieces. */
-	fx_slot(&f, 1, 0, 3 * SZ_1G + SZ_2M, SZ_1G - SZ_2M, hva_of(&f.ram, SZ_1G));
+	fx_slot(&f, 1, 0, 3 * SZ_1G + SZ_2M, SZ_1G - SZ_2M, tu_hva(&f.ram, SZ_1G));
 	assert_mapped(&f, 3 * SZ_1G + 5 * SZ_2M + 0x3000, MV_X86_READ, 2);
-	assert_leaf(&f, 3 * SZ_1G + 5 * SZ_2M, 2, want_leaf(hva_of(&f.ram, SZ_1G + 4 * SZ_2M), MV_EPT_RWX, 2, true));
+	assert_leaf(&f, 3 * SZ_1G + 5 * SZ_2M, 2, want_leaf(tu_hva(&f.ram, SZ_1G + 4 * SZ_2M), MV_EPT_RWX, 2, true));
 	assert_rmap(&f);
 	fx_fini(&f);
 }
@@ -445,9 +413,9 @@ static void test_lpage_info_counts(void **state)
 
 	(void)state;
 	fx_init(&f, NULL);
-	region_map(&f.ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
+	tu_region_map(&f.ram, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
 	/* 4 MiB at RAM_GPA + 1 MiB: 2 MiB pages {head, whole, tail}, one partial 1 GiB page. */
-	fx_slot(&f, 0, 0, RAM_GPA + SZ_1M, 4 * SZ_1M, hva_of(&f.ram, SZ_1M));
+	fx_slot(&f, 0, 0, RAM_GPA + SZ_1M, 4 * SZ_1M, tu_hva(&f.ram, SZ_1M));
 	arch = fx_get_slot(&f, 0)->arch;
 	assert_int_equal(arch->nr_lpages[0], 3);
 	assert_int_equal(arch->lpage[0][0].disallow_lpage, 1);
@@ -456,7 +424,7 @@ static void test_lpage_info_counts(void **state)
 	assert_int_equal(arch->nr_lpages[1], 1);
 	assert_int_equal(arch->lpage[1][0].disallow_lpage, 1);
 	/* Guest and host 4 KiB apart modulo 2 MiB: nothing huge anywhere. */
-	fx_slot(&f, 1, 0, 2 * SZ_1G, 4 * SZ_1M, hva_of(&f.ram, SZ_4K));
+	fx_slot(&f, 1, 0, 2 * SZ_1G, 4 * SZ_1M, tu_hva(&f.ram, SZ_4K));
 	arch = fx_get_slot(&f, 1)->arch;
 	assert_int_equal(arch->nr_lpages[0], 2);
 	assert_int_equal(arch->lpage[0][0].disallow_lpage, 1);
@@ -472,16 +440,16 @@ static void test_level_refusals(void **state)
 
 	(void)state;
 	fx_init(&f, NULL);
-	region_map(&f.ram, 4 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
-	fx_declare(&f, hva_of(&f.ram, 0), 4 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	tu_region_map(&f.ram, 4 * SZ_2M, SZ_2M, PROT_READ | PROT_WRITE);
+	fx_declare(&f, tu_hva(&f.ram, 0), 4 * SZ_2M, MV_HOST_BACKING_HUGETLB, SZ_2M);
 
 	/* Guest and host addresses not congruent modulo 2 MiB. */
-	fx_slot(&f, 0, 0, RAM_GPA, 2 * SZ_2M, hva_of(&f.ram, SZ_4K));
+	fx_slot(&f, 0, 0, RAM_GPA, 2 * SZ_2M, tu_hva(&f.ram, SZ_4K));
 	assert_mapped(&f, RAM_GPA + SZ_2M, MV_X86_READ, 3);
 	fx_slot(&f, 0, 0, RAM_GPA, 0, 0);
 
 	/* Slot head and tail: the partial 2 MiB pages map 4 KiB, the whole one 2 MiB. */
-	fx_slot(&f, 0, 0, RAM_GPA + SZ_1M, 4 * SZ_1M, hva_of(&f.ram, SZ_1M));
+	fx_slot(&f, 0, 0, RAM_GPA + SZ_1M, 4 * SZ_1M, tu_hva(&f.ram, SZ_1M));
 	assert_mapped(&f, RAM_GPA + SZ_1M + SZ_4K, MV_X86_READ, 3);
 	assert_mapped(&f, RAM_GPA + SZ_2M + 0x8000, MV_X86_READ, 2);
 	assert_mapped(&f, RAM_GPA + 2 * SZ_2M + SZ_4K, MV_X86_READ, 3);
@@ -489,7 +457,7 @@ static void test_level_refusals(void **state)
 	fx_slot(&f, 0, 0, RAM_GPA + SZ_1M, 0, 0);
 
 	/* A disallow count (KVM's write tracking) keeps the page small until it drops. */
-	fx_slot(&f, 0, 0, RAM_GPA, 4 * SZ_2M, hva_of(&f.ram, 0));
+	fx_slot(&f, 0, 0, RAM_GPA, 4 * SZ_2M, tu_hva(&f.ram, 0));
 	s = fx_get_slot(&f, 0);
 	pthread_rwlock_wrlock(&f.vm->mmu_lock);
 	x86_lpage_disallow_update(s, (RAM_GPA + SZ_2M) >> 12, 1);
@@ -505,7 +473,7 @@ static void test_level_refusals(void **state)
 	fx_slot(&f, 0, 0, RAM_GPA, 0, 0);
 
 	/* Dirty logging: 4 KiB for reads and writes, both logged (writable leaves, make_spte). */
-	fx_slot(&f, 0, HV_MEM_LOG_DIRTY_PAGES, RAM_GPA, 4 * SZ_2M, hva_of(&f.ram, 0));
+	fx_slot(&f, 0, HV_MEM_LOG_DIRTY_PAGES, RAM_GPA, 4 * SZ_2M, tu_hva(&f.ram, 0));
 	f.ram.base[0] = 1;
 	assert_mapped(&f, RAM_GPA, MV_X86_READ, 3);
 	assert_mapped(&f, RAM_GPA + SZ_2M, MV_X86_WRITE, 3);
@@ -527,16 +495,16 @@ static void test_nx_fetch_maps_4k(void **state)
 
 	(void)state;
 	fx_ram(&f, &cfg, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	/* A fetch: 4 KiB, executable, and the huge page it could have had is counted. */
 	assert_mapped(&f, RAM_GPA + 0x3000, MV_X86_FETCH, 3);
-	assert_leaf(&f, RAM_GPA + 0x3000, 3, want_leaf(hva_of(&f.ram, 0x3000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, RAM_GPA + 0x3000, 3, want_leaf(tu_hva(&f.ram, 0x3000), MV_EPT_RWX, 3, true));
 	assert_int_equal(fx_stats(&f).nx_splits, 1);
 	/* A read next to it stays 4 KiB: a huge leaf would swallow the executable page. */
 	assert_mapped(&f, RAM_GPA + 0x9000, MV_X86_READ, 3);
 	/* Elsewhere a read maps 2 MiB, not executable. */
 	assert_mapped(&f, RAM_GPA + SZ_2M, MV_X86_READ, 2);
-	assert_leaf(&f, RAM_GPA + SZ_2M, 2, want_leaf(hva_of(&f.ram, SZ_2M), MV_EPT_R | MV_EPT_W, 2, true));
+	assert_leaf(&f, RAM_GPA + SZ_2M, 2, want_leaf(tu_hva(&f.ram, SZ_2M), MV_EPT_R | MV_EPT_W, 2, true));
 	st = fx_stats(&f);
 	assert_int_equal(st.nx_splits, 1);
 	assert_int_equal(st.mapped[3], 2);
@@ -554,13 +522,13 @@ static void test_nx_fetch_splits_huge_leaf(void **state)
 
 	(void)state;
 	fx_ram(&f, &cfg, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	assert_mapped(&f, base + 0x1000, MV_X86_WRITE, 2);
 	assert_mapped(&f, base + 0x5000, MV_X86_FETCH, 3);
-	assert_leaf(&f, base + 0x5000, 3, want_leaf(hva_of(&f.ram, 2 * SZ_2M + 0x5000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, base + 0x5000, 3, want_leaf(tu_hva(&f.ram, 2 * SZ_2M + 0x5000), MV_EPT_RWX, 3, true));
 	/* The other pages stay mapped, with the huge leaf's rights (no X). */
 	assert_leaf(&f, base + 0x1000, 3,
-		    want_leaf(hva_of(&f.ram, 2 * SZ_2M + 0x1000), MV_EPT_R | MV_EPT_W, 3, true));
+		    want_leaf(tu_hva(&f.ram, 2 * SZ_2M + 0x1000), MV_EPT_R | MV_EPT_W, 3, true));
 	assert_int_equal(fx_stats(&f).nx_splits, 1);
 	/* Fetching from one of them makes it executable in place. */
 	assert_mapped(&f, base + 0x1000, MV_X86_FETCH, 3);
@@ -622,19 +590,19 @@ static void test_mmio_spte_then_fast(void **state)
 static void test_mmio_generation(void **state)
 {
 	uint64_t gen0, gen1, gpa = MMIO_GPA + 0x2000;
-	region other;
+	tu_region other;
 	mv_x86_fault_event ev;
 	fx f;
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
-	region_map(&other, 2 * SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
+	tu_region_map(&other, 2 * SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
 	gen0 = mv_memslots_generation(f.vm->slots);
 	ev = violation(&f, gpa, MV_X86_READ);
 	assert_action(&ev, MV_X86_ACT_MMIO_SPTE);
 
 	/* An unrelated slot: still no RAM at gpa, a new MMIO SPTE of the new generation. */
-	fx_slot(&f, 1, 0, 0x10000000ull, SZ_4K, hva_of(&other, 0));
+	fx_slot(&f, 1, 0, 0x10000000ull, SZ_4K, tu_hva(&other, 0));
 	gen1 = mv_memslots_generation(f.vm->slots);
 	assert_true(gen1 != gen0);
 	assert_int_equal(leaf_at(&f, gpa, NULL), mv_ept_mmio_spte(gpa >> 12, gen0));
@@ -646,15 +614,15 @@ static void test_mmio_generation(void **state)
 	assert_int_equal(fx_stats(&f).mmio_sptes, 2);
 
 	/* Now RAM there: the stale SPTE gives way to a mapping (a read: RSVD alone). */
-	fx_slot(&f, 2, 0, gpa, SZ_4K, hva_of(&other, SZ_4K));
+	fx_slot(&f, 2, 0, gpa, SZ_4K, tu_hva(&other, SZ_4K));
 	ev = misconfig(&f, gpa, false);
 	assert_action(&ev, MV_X86_ACT_MAPPED);
 	assert_int_equal(ev.level, 3);
-	assert_leaf(&f, gpa, 3, want_leaf(hva_of(&other, SZ_4K), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, gpa, 3, want_leaf(tu_hva(&other, SZ_4K), MV_EPT_RWX, 3, true));
 	assert_int_equal(fx_stats(&f).mmio_stale, 2);
 	assert_rmap(&f);
 	fx_fini(&f);
-	region_unmap(&other);
+	tu_region_unmap(&other);
 }
 
 /*
@@ -669,12 +637,12 @@ static void test_mmio_generation_wrap(void **state)
 	mv_x86_vm_config cfg = { .memslot_generation = 3 * wrap - 2 };
 	uint64_t gpa = MMIO_GPA + 0x3000;
 	mv_x86_fault_event ev;
-	region other;
+	tu_region other;
 	fx f;
 
 	(void)state;
 	fx_ram(&f, &cfg, 0);
-	region_map(&other, SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
+	tu_region_map(&other, SZ_4K, SZ_4K, PROT_READ | PROT_WRITE);
 	assert_int_equal(mv_memslots_generation(f.vm->slots), 3 * wrap - 1);
 	ev = violation(&f, gpa, MV_X86_READ);
 	assert_action(&ev, MV_X86_ACT_MMIO_SPTE);
@@ -683,7 +651,7 @@ static void test_mmio_generation_wrap(void **state)
 	assert_int_equal(fx_stats(&f).mmio_gen_wraps, 0);
 
 	/* The change to generation 3 * 2^19: everything goes, the rmap with it. */
-	fx_slot(&f, 1, 0, 0x10000000ull, SZ_4K, hva_of(&other, 0));
+	fx_slot(&f, 1, 0, 0x10000000ull, SZ_4K, tu_hva(&other, 0));
 	assert_int_equal(mv_memslots_generation(f.vm->slots) & (wrap - 1), 0);
 	assert_no_leaf(&f, gpa);
 	assert_no_leaf(&f, RAM_GPA + 0x5000);
@@ -705,7 +673,7 @@ static void test_mmio_generation_wrap(void **state)
 	assert_int_equal(fx_stats(&f).mmio_gen_wraps, 1);
 	assert_rmap(&f);
 	fx_fini(&f);
-	region_unmap(&other);
+	tu_region_unmap(&other);
 }
 
 /* Beyond the host's MAXPHYADDR: MMIO without an SPTE (the entry could not hold the gfn). */
@@ -745,7 +713,7 @@ static void test_readonly_slot(void **state)
 	assert_no_leaf(&f, gpa);
 
 	assert_mapped(&f, gpa, MV_X86_READ, 3);
-	assert_leaf(&f, gpa, 3, want_leaf(hva_of(&f.ram, 0x4000), MV_EPT_R | MV_EPT_X, 3, false));
+	assert_leaf(&f, gpa, 3, want_leaf(tu_hva(&f.ram, 0x4000), MV_EPT_R | MV_EPT_X, 3, false));
 	/* Write to the read-only leaf: not MMU-writable, so no fast path; MMIO again. */
 	ev = violation(&f, gpa, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_MMIO);
@@ -804,7 +772,7 @@ static void test_fast_path_logging(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, HV_MEM_LOG_DIRTY_PAGES);
-	hva = hva_of(&f.ram, 0x7000);
+	hva = tu_hva(&f.ram, 0x7000);
 	f.ram.base[0x7000] = 1;
 	/* make_spte: the read maps the page writable and logs it; GET_DIRTY_LOG then protects it. */
 	assert_mapped(&f, gpa, MV_X86_READ, 3);
@@ -850,33 +818,33 @@ static void test_fast_path_logging(void **state)
 static void test_logging_read_maps_writable(void **state)
 {
 	mv_x86_vm_config cfg = { .nx_huge_pages = true };
-	region ro;
+	tu_region ro;
 	fx f;
 
 	(void)state;
 	fx_ram(&f, &cfg, HV_MEM_LOG_DIRTY_PAGES);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	f.ram.base[0x3000] = 1;
 	f.ram.base[SZ_2M + 0x5000] = 1;
 	assert_mapped(&f, RAM_GPA + 0x3000, MV_X86_READ, 3);
-	assert_leaf(&f, RAM_GPA + 0x3000, 3, want_leaf(hva_of(&f.ram, 0x3000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, RAM_GPA + 0x3000, 3, want_leaf(tu_hva(&f.ram, 0x3000), MV_EPT_RWX, 3, true));
 	assert_true(dirty_bit(&f, 0, 3));
 	assert_mapped(&f, RAM_GPA + SZ_2M + 0x5000, MV_X86_FETCH, 3);
 	assert_leaf(&f, RAM_GPA + SZ_2M + 0x5000, 3,
-		    want_leaf(hva_of(&f.ram, SZ_2M + 0x5000), MV_EPT_RWX, 3, true));
+		    want_leaf(tu_hva(&f.ram, SZ_2M + 0x5000), MV_EPT_RWX, 3, true));
 	assert_true(dirty_bit(&f, 0, 512 + 5));
 	assert_false(dirty_bit(&f, 0, 4));
 	assert_int_equal(fx_stats(&f).mapped[3], 2);
 
 	/* A read-only host mapping behind the logging slot: read-only, not logged. */
-	region_map(&ro, SZ_4K, SZ_4K, PROT_READ);
-	fx_slot(&f, 1, HV_MEM_LOG_DIRTY_PAGES, MMIO_GPA, SZ_4K, hva_of(&ro, 0));
+	tu_region_map(&ro, SZ_4K, SZ_4K, PROT_READ);
+	fx_slot(&f, 1, HV_MEM_LOG_DIRTY_PAGES, MMIO_GPA, SZ_4K, tu_hva(&ro, 0));
 	assert_mapped(&f, MMIO_GPA, MV_X86_READ, 3);
-	assert_leaf(&f, MMIO_GPA, 3, want_leaf(hva_of(&ro, 0), MV_EPT_R | MV_EPT_X, 3, false));
+	assert_leaf(&f, MMIO_GPA, 3, want_leaf(tu_hva(&ro, 0), MV_EPT_R | MV_EPT_X, 3, false));
 	assert_false(dirty_bit(&f, 1, 0));
 	assert_rmap(&f);
 	fx_fini(&f);
-	region_unmap(&ro);
+	tu_region_unmap(&ro);
 }
 
 /* vCPU 1's write fault of the same page, run between vCPU 0's host page and its install. */
@@ -926,7 +894,7 @@ static void test_logging_read_races_write(void **state)
 	assert_int_equal(r.calls, 1);
 	assert_action(&r.ev, MV_X86_ACT_MAPPED);
 	assert_action(&ev, MV_X86_ACT_SPURIOUS);
-	assert_leaf(&f, gpa, 3, want_leaf(hva_of(&f.ram, 0x9000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, gpa, 3, want_leaf(tu_hva(&f.ram, 0x9000), MV_EPT_RWX, 3, true));
 	assert_int_equal(__atomic_load_n(&mv_x86_vm_ept(f.vm)->nr_invept, __ATOMIC_RELAXED), invept);
 	assert_true(dirty_bit(&f, 0, 9));
 	assert_rmap(&f);
@@ -944,16 +912,16 @@ static void test_fast_path_refuses_huge_logging(void **state)
 
 	(void)state;
 	fx_ram(&f, &cfg, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	assert_mapped(&f, base, MV_X86_WRITE, 2);
 	/* Logging starts: (lazily) the huge leaf is only write-protected, or split eagerly. */
-	fx_slot(&f, 0, HV_MEM_LOG_DIRTY_PAGES, RAM_GPA, RAM_SIZE, hva_of(&f.ram, 0));
+	fx_slot(&f, 0, HV_MEM_LOG_DIRTY_PAGES, RAM_GPA, RAM_SIZE, tu_hva(&f.ram, 0));
 	assert_false(leaf_at(&f, base, NULL) & MV_EPT_W);
 	ev = violation(&f, base + 0x3000, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_MAPPED);
 	assert_int_equal(ev.level, 3);
 	assert_int_equal(fx_stats(&f).fast_fixed, 0);
-	assert_leaf(&f, base + 0x3000, 3, want_leaf(hva_of(&f.ram, SZ_2M + 0x3000), MV_EPT_RWX, 3, true));
+	assert_leaf(&f, base + 0x3000, 3, want_leaf(tu_hva(&f.ram, SZ_2M + 0x3000), MV_EPT_RWX, 3, true));
 	/* Its neighbours stay mapped read-only, MMU-writable: their writes are fast. */
 	assert_false(leaf_at(&f, base + 0x4000, NULL) & MV_EPT_W);
 	assert_true(leaf_at(&f, base + 0x4000, NULL) & MV_SPTE_MMU_WRITABLE);
@@ -1011,7 +979,7 @@ static void test_notifier_race(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
-	h = (hook_ctx){ &f, hva_of(&f.ram, 0x2000), hva_of(&f.ram, 0x3000), true, 0 };
+	h = (hook_ctx){ &f, tu_hva(&f.ram, 0x2000), tu_hva(&f.ram, 0x3000), true, 0 };
 	mv_x86_vm_set_fault_hook(f.vm, invalidate_hook, &h);
 	ev = violation(&f, RAM_GPA + 0x2000, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_RETRY);
@@ -1033,8 +1001,8 @@ static void test_notifier_in_progress_huge(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
-	h = (hook_ctx){ &f, hva_of(&f.ram, SZ_2M + 0x100000), hva_of(&f.ram, SZ_2M + 0x101000), false, 0 };
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	h = (hook_ctx){ &f, tu_hva(&f.ram, SZ_2M + 0x100000), tu_hva(&f.ram, SZ_2M + 0x101000), false, 0 };
 	mv_x86_vm_set_fault_hook(f.vm, invalidate_hook, &h);
 	ev = violation(&f, RAM_GPA + SZ_2M, MV_X86_READ);
 	assert_action(&ev, MV_X86_ACT_RETRY);
@@ -1065,13 +1033,13 @@ static void test_poison_and_missing_host(void **state)
 	uint64_t gpa = RAM_GPA + 0x4000, hva;
 	char want[160];
 	mv_x86_fault_event ev;
-	region ro;
+	tu_region ro;
 	fx f;
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
 	host = mv_x86_vm_host(f.vm);
-	hva = hva_of(&f.ram, 0x4000);
+	hva = tu_hva(&f.ram, 0x4000);
 	f.ram.base[0x4000] = 1;   /* a poisoned page is one that was there */
 	assert_int_equal(mv_soft_host_set_poison(host, hva, true), 0);
 	ev = violation(&f, gpa + 0x10, MV_X86_READ);
@@ -1084,22 +1052,22 @@ static void test_poison_and_missing_host(void **state)
 
 	/* Nothing mapped at the slot's host address. */
 	assert_int_equal(mprotect(f.ram.base + 0x6000, SZ_4K, PROT_NONE), 0);
-	hva = hva_of(&f.ram, 0x6000);
+	hva = tu_hva(&f.ram, 0x6000);
 	ev = violation(&f, RAM_GPA + 0x6000, MV_X86_WRITE);
 	snprintf(want, sizeof(want), "guest page at GPA 0x40006000 has no host memory at 0x%" PRIx64, hva);
 	assert_error_exit(&f, &ev, RAM_GPA + 0x6000, hva, EFAULT, want);
 
 	/* A read-only host mapping behind a writable slot: reads map read-only, writes fail. */
-	region_map(&ro, SZ_4K, SZ_4K, PROT_READ);
-	fx_slot(&f, 1, 0, MMIO_GPA, SZ_4K, hva_of(&ro, 0));
+	tu_region_map(&ro, SZ_4K, SZ_4K, PROT_READ);
+	fx_slot(&f, 1, 0, MMIO_GPA, SZ_4K, tu_hva(&ro, 0));
 	assert_mapped(&f, MMIO_GPA, MV_X86_READ, 3);
-	assert_leaf(&f, MMIO_GPA, 3, want_leaf(hva_of(&ro, 0), MV_EPT_R | MV_EPT_X, 3, false));
+	assert_leaf(&f, MMIO_GPA, 3, want_leaf(tu_hva(&ro, 0), MV_EPT_R | MV_EPT_X, 3, false));
 	ev = violation(&f, MMIO_GPA, MV_X86_WRITE);
 	assert_action(&ev, MV_X86_ACT_ERROR);
 	assert_int_equal(fx_stats(&f).fast_fixed, 0);
 	assert_rmap(&f);
 	fx_fini(&f);
-	region_unmap(&ro);
+	tu_region_unmap(&ro);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1119,7 +1087,7 @@ static void test_prefetch(void **state)
 	}
 	assert_mapped(&f, group + 2 * SZ_4K, MV_X86_READ, 3);
 	for (unsigned i = 0; i < 8; i++) {
-		uint64_t hva = hva_of(&f.ram, 0x10000 + i * SZ_4K);
+		uint64_t hva = tu_hva(&f.ram, 0x10000 + i * SZ_4K);
 
 		if (i == 2)
 			assert_leaf(&f, group + i * SZ_4K, 3, want_leaf(hva, MV_EPT_RWX, 3, true));
@@ -1164,9 +1132,9 @@ static void test_table_collapses_to_huge_leaf(void **state)
 	fx_ram(&f, NULL, 0);
 	assert_mapped(&f, base + 0x1000, MV_X86_WRITE, 3);
 	assert_mapped(&f, base + 0x2000, MV_X86_READ, 3);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
 	assert_mapped(&f, base + 0x3000, MV_X86_READ, 2);
-	assert_leaf(&f, base + 0x1000, 2, want_leaf(hva_of(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
+	assert_leaf(&f, base + 0x1000, 2, want_leaf(tu_hva(&f.ram, SZ_2M), MV_EPT_RWX, 2, true));
 	assert_rmap(&f);
 	fx_fini(&f);
 }
@@ -1182,7 +1150,7 @@ static void test_misconfig_not_mmio(void **state)
 
 	(void)state;
 	fx_ram(&f, NULL, 0);
-	hva = hva_of(&f.ram, 0x1000);
+	hva = tu_hva(&f.ram, 0x1000);
 	/* Memory type 2 is reserved (SDM "EPT Misconfigurations"). */
 	bad = (mv_ept_leaf(hva, MV_EPT_RWX, 3, true, true) & ~MV_EPT_MT_MASK) | (2ull << MV_EPT_MT_SHIFT);
 	pthread_rwlock_wrlock(&f.vm->mmu_lock);
@@ -1231,14 +1199,14 @@ static void rmap_random_run(const mv_x86_vm_config *cfg, uint64_t *rng)
 {
 	const uint64_t gpa1 = 0x100000000ull;
 	mv_x86_vm_stats st;
-	region r1;
+	tu_region r1;
 	fx f;
 
 	fx_ram(&f, cfg, 0);
-	fx_declare(&f, hva_of(&f.ram, 0), RAM_SIZE / 2, MV_HOST_BACKING_HUGETLB, SZ_2M);
-	region_map(&r1, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
-	fx_declare(&f, hva_of(&r1, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
-	fx_slot(&f, 1, 0, gpa1 + SZ_1M, RAM_SIZE - SZ_1M, hva_of(&r1, SZ_1M));
+	fx_declare(&f, tu_hva(&f.ram, 0), RAM_SIZE / 2, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	tu_region_map(&r1, RAM_SIZE, SZ_2M, PROT_READ | PROT_WRITE);
+	fx_declare(&f, tu_hva(&r1, 0), RAM_SIZE, MV_HOST_BACKING_HUGETLB, SZ_2M);
+	fx_slot(&f, 1, 0, gpa1 + SZ_1M, RAM_SIZE - SZ_1M, tu_hva(&r1, SZ_1M));
 	for (int op = 0; op < 2000; op++) {
 		unsigned kind = (unsigned)tu_rand_below(rng, 10);
 		bool in1 = tu_rand_below(rng, 2);
@@ -1251,7 +1219,7 @@ static void rmap_random_run(const mv_x86_vm_config *cfg, uint64_t *rng)
 			if (ev.action == MV_X86_ACT_ERROR)
 				fail_msg("op %d: %s", op, ev.detail);
 		} else if (kind < 8) {
-			uint64_t hva = in1 ? hva_of(&r1, SZ_1M + off) : hva_of(&f.ram, off);
+			uint64_t hva = in1 ? tu_hva(&r1, SZ_1M + off) : tu_hva(&f.ram, off);
 			uint64_t len = (1 + tu_rand_below(rng, 600)) * SZ_4K;
 
 			mv_x86_vm_invalidate_range_start(f.vm, hva, hva + len);
@@ -1259,7 +1227,7 @@ static void rmap_random_run(const mv_x86_vm_config *cfg, uint64_t *rng)
 		} else if (kind == 8) {
 			uint32_t flags = tu_rand_below(rng, 2) ? HV_MEM_LOG_DIRTY_PAGES : 0;
 
-			fx_slot(&f, 1, flags, gpa1 + SZ_1M, RAM_SIZE - SZ_1M, hva_of(&r1, SZ_1M));
+			fx_slot(&f, 1, flags, gpa1 + SZ_1M, RAM_SIZE - SZ_1M, tu_hva(&r1, SZ_1M));
 		} else {
 			zap(&f, base + off, (1 + tu_rand_below(rng, 64)) * SZ_4K);
 		}
@@ -1271,7 +1239,7 @@ static void rmap_random_run(const mv_x86_vm_config *cfg, uint64_t *rng)
 	       st.faults, st.mapped[2], st.mapped[3], st.fast_fixed, st.prefetched, st.nx_splits,
 	       st.eager_splits);
 	fx_fini(&f);
-	region_unmap(&r1);
+	tu_region_unmap(&r1);
 }
 
 static void test_rmap_random(void **state)

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static void *failing_realloc(void *ud, void *ptr, size_t size)
 {
@@ -49,4 +50,20 @@ uint64_t tu_rand(uint64_t *state)
 uint64_t tu_rand_below(uint64_t *state, uint64_t n)
 {
 	return n ? tu_rand(state) % n : 0;
+}
+
+void tu_region_map(tu_region *r, size_t size, size_t align, int prot)
+{
+	r->raw_len = size + align;
+	r->raw = mmap(NULL, r->raw_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(r->raw != MAP_FAILED);
+	r->base = (uint8_t *)(((uintptr_t)r->raw + align - 1) & ~(uintptr_t)(align - 1));
+	r->size = size;
+}
+
+void tu_region_unmap(tu_region *r)
+{
+	if (r->raw)
+		munmap(r->raw, r->raw_len);
+	r->raw = NULL;
 }

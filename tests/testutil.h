@@ -1,10 +1,11 @@
-/* Shared test helpers: failure-injecting allocator, skip reporting. */
+/* Shared test helpers: failure-injecting allocator, skip reporting, host memory. */
 #ifndef MV_TESTUTIL_H
 #define MV_TESTUTIL_H
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <cmocka.h>
 
 #include "memvirt/base.h"
@@ -27,5 +28,26 @@ uint64_t tu_seed(uint64_t def_seed);
 uint64_t tu_rand(uint64_t *state);
 /* Uniform in [0, n). */
 uint64_t tu_rand_below(uint64_t *state, uint64_t n);
+
+/*
+ * Host memory for guest RAM: an anonymous MAP_NORESERVE mapping whose
+ * usable part, @size bytes at ->base, starts at a multiple of @align.
+ */
+typedef struct tu_region {
+	void *raw;
+	size_t raw_len;
+	uint8_t *base;
+	size_t size;
+} tu_region;
+
+/* Map @r with @prot (PROT_*); fails the test if mmap does. */
+void tu_region_map(tu_region *r, size_t size, size_t align, int prot);
+/* Unmap @r (again: nothing). */
+void tu_region_unmap(tu_region *r);
+/* The host address of byte @off of @r. */
+static inline uint64_t tu_hva(const tu_region *r, uint64_t off)
+{
+	return (uint64_t)(uintptr_t)r->base + off;
+}
 
 #endif
