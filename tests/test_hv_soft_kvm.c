@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "memslot_gen.h"
 #include "testutil.h"
 
 #include "memvirt/hv.h"
@@ -37,10 +38,6 @@
 
 #define PG 4096ull
 #define MAXP ((1ull << 31) - 1)          /* KVM_MEM_MAX_NR_PAGES */
-#define RES_SIZE ((MAXP + 128) * PG)     /* the reservation: 8 TiB + 508 KiB */
-#define TASK_TOP ((1ull << 47) - 4096)   /* x86-64 TASK_SIZE_MAX (4-level) */
-#define POOL_IDS 12u                     /* most ops use slot ids 0..11 */
-#define POOL_GFNS 512ull                 /* and gfns 0..511 */
 #define BM_WORDS 64                      /* dirty logs of slots up to 4096 pages */
 
 /* ------------------------------------------------------------------ */
@@ -51,7 +48,7 @@ typedef struct pair {
 	uint8_t *res;                    /* PROT_NONE reservation */
 	unsigned nr_slots;
 	uint64_t max_gpa;                /* first gpa a slot may not reach (probed) */
-	hv_memslot shadow[POOL_IDS];     /* live slots of as 0 with pool ids */
+	hv_memslot shadow[MSGEN_POOL_IDS];     /* live slots of as 0 with pool ids */
 	unsigned long ops, agree_ok, agree_err, dirty_calls;
 } pair;
 
@@ -60,42 +57,23 @@ static void pair_open(pair *p)
 {
 	hv_vm_config cfg = { .arch = HV_ARCH_X86_64 };
 	mv_error err = { 0 };
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	int r;
 
 	memset(p, 0, sizeof(*p));
-	if (fd < 0) {
-		printf("SKIP: /dev/kvm not available (%s)\n", strerror(errno));
+	if (!tu_kvm_vm_create(&cfg, &p->kvm))
 		skip();
-	}
-	close(fd);
-	r = hv_vm_create("kvm", &cfg, &p->kvm, &err);
-	if (r == -ENODEV) {
-		printf("SKIP: /dev/kvm not available (%s)\n", err.msg);
-		skip();
-	}
-	assert_int_equal(r, 0);
 	if (hv_vm_create("soft", &cfg, &p->soft, &err))
 		fail_msg("%s", err.msg);
 	p->nr_slots = (unsigned)hv_vm_check_cap(p->kvm, HV_CAP_NR_MEMSLOTS);
-	p->res = mmap(NULL, RES_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(p->res != MAP_FAILED);
+	p->res = msgen_reserve();
 }
 
 static void pair_close(pair *p)
 {
 	printf("# %lu memslot ops (%lu both ok, %lu both the same error), %lu dirty-log calls\n",
 	       p->ops, p->agree_ok, p->agree_err, p->dirty_calls);
-	munmap(p->res, RES_SIZE);
+	msgen_unreserve(p->res);
 	hv_vm_destroy(p->soft);
 	hv_vm_destroy(p->kvm);
-}
-
-static void describe(const hv_memslot *m, char *buf, size_t len)
-{
-	snprintf(buf, len, "as %u id %u flags %#x gpa %#llx size %#llx hva %#llx",
-		 HV_SLOT_AS(m->slot), HV_SLOT_ID(m->slot), m->flags, (unsigned long long)m->gpa,
-		 (unsigned long long)m->size, (unsigned long long)(uintptr_t)m->hva);
 }
 
 /* One memslot op on both; they must agree. Returns the common answer. */
@@ -107,7 +85,7 @@ static int pair_set(pair *p, const hv_memslot *m)
 
 	p->ops++;
 	if (want != got) {
-		describe(m, buf, sizeof(buf));
+		msgen_describe(m, buf, sizeof(buf));
 		fail_msg("memslot op %lu (%s): kvm %d, soft %d", p->ops, buf, want, got);
 	}
 	if (want) {
@@ -115,7 +93,7 @@ static int pair_set(pair *p, const hv_memslot *m)
 		return want;
 	}
 	p->agree_ok++;
-	if (HV_SLOT_AS(m->slot) == 0 && HV_SLOT_ID(m->slot) < POOL_IDS) {
+	if (HV_SLOT_AS(m->slot) == 0 && HV_SLOT_ID(m->slot) < MSGEN_POOL_IDS) {
 		hv_memslot *s = &p->shadow[HV_SLOT_ID(m->slot)];
 
 		*s = *m;
@@ -128,13 +106,8 @@ static int pair_set(pair *p, const hv_memslot *m)
 static int pair_set_args(pair *p, unsigned as_id, unsigned id, uint32_t flags, uint64_t gpa,
 			 uint64_t size, uint64_t hva)
 {
-	hv_memslot m = {
-		.slot = HV_SLOT(as_id, id),
-		.flags = flags,
-		.gpa = gpa,
-		.size = size,
-		.hva = (void *)(uintptr_t)hva,
-	};
+	hv_memslot m = msgen_slot(as_id, id, flags, gpa, size, hva);
+
 	return pair_set(p, &m);
 }
 
@@ -242,7 +215,7 @@ static void test_caps(void **state)
 /* Each memslot rule at its boundary, and the dirty-log errors around them. */
 static void test_directed(void **state)
 {
-	uint64_t res, top = TASK_TOP, maxgpa;
+	uint64_t res, top = MV_MEMSLOT_TASK_SIZE, maxgpa;
 	pair p;
 
 	(void)state;
@@ -355,15 +328,23 @@ static void test_dirty_ring_rules(void **state)
 /* Random sequences                                                     */
 
 typedef struct gen {
-	uint64_t rng;
+	msgen m;
 	const pair *p;
 } gen;
 
-static uint64_t pick(gen *g, uint64_t n)
+static gen gen_new(const pair *p, uint64_t def_seed)
 {
-	return tu_rand_below(&g->rng, n);
+	return (gen){ .m = { .rng = tu_seed(def_seed), .nr_slots = p->nr_slots,
+			     .max_gpa = p->max_gpa, .res = (uint64_t)(uintptr_t)p->res },
+		      .p = p };
 }
 
+static uint64_t pick(gen *g, uint64_t n)
+{
+	return msgen_pick(&g->m, n);
+}
+
+/* Address space 0, now and then the second (x86's SMM, not enabled here) or a wild one. */
 static unsigned random_as(gen *g)
 {
 	switch (pick(g, 32)) {
@@ -373,90 +354,18 @@ static unsigned random_as(gen *g)
 	}
 }
 
-static unsigned random_id(gen *g)
-{
-	switch (pick(g, 40)) {
-	case 0: return g->p->nr_slots - 1;
-	case 1: return g->p->nr_slots;
-	case 2: return 0xffff;
-	default: return (unsigned)pick(g, POOL_IDS);
-	}
-}
-
-static uint64_t random_gpa(gen *g)
-{
-	switch (pick(g, 40)) {
-	case 0: return g->p->max_gpa - pick(g, 8) * PG;
-	case 1: return (1ull << 52) - pick(g, 8) * PG;
-	case 2: return ~0ull - pick(g, 8) * PG + 1;
-	case 3: return pick(g, POOL_GFNS) * PG + 1 + pick(g, PG - 1);
-	case 4: return (1ull << 40) + pick(g, POOL_GFNS) * PG;
-	default: return pick(g, POOL_GFNS) * PG;
-	}
-}
-
-static uint64_t random_size(gen *g)
-{
-	switch (pick(g, 40)) {
-	case 0: case 1: case 2: return 0;
-	case 3: return (MAXP + 1 + pick(g, 16)) * PG;
-	case 4: return (1 + pick(g, 8)) * PG + 1 + pick(g, PG - 1);
-	case 5: return (1 + pick(g, 1024)) * PG;
-	default: return (1 + pick(g, 32)) * PG;
-	}
-}
-
-static uint64_t random_hva(gen *g, uint64_t size)
-{
-	uint64_t res = (uint64_t)(uintptr_t)g->p->res;
-
-	switch (pick(g, 40)) {
-	case 0: return TASK_TOP - size + (pick(g, 3) - 1) * PG;
-	case 1: return res + pick(g, 64) * PG + 1 + pick(g, PG - 1);
-	case 2: return ~0ull - pick(g, 4) * PG + 1;
-	default: return res + pick(g, 64) * PG;
-	}
-}
-
-static uint32_t random_flags(gen *g)
-{
-	uint32_t f = (uint32_t)pick(g, 4);
-
-	if (!pick(g, 40))
-		f |= 1u << (2 + pick(g, 30));
-	return f;
-}
-
-/*
- * A random request: fresh values, or (half of the time) a live slot's own
- * hva and size with a new gpa or flags, so that moves, flag changes,
- * no-ops and READONLY flips come up often.
- */
+/* A request; pool slots of address space 0 are known live from the shadow. */
 static hv_memslot random_req(gen *g)
 {
-	unsigned as_id = random_as(g), id = random_id(g);
-	const hv_memslot *s = as_id == 0 && id < POOL_IDS ? &g->p->shadow[id] : NULL;
-	hv_memslot m;
+	unsigned as_id = random_as(g), id = msgen_id(&g->m);
+	const hv_memslot *s = as_id == 0 && id < MSGEN_POOL_IDS ? &g->p->shadow[id] : NULL;
 
-	m.slot = HV_SLOT(as_id, id);
-	m.flags = random_flags(g);
-	m.gpa = random_gpa(g);
-	m.size = random_size(g);
-	m.hva = (void *)(uintptr_t)random_hva(g, m.size);
-	if (s && s->size && pick(g, 2)) {
-		m.size = pick(g, 16) ? s->size : m.size;
-		m.hva = pick(g, 16) ? s->hva : m.hva;
-		if (pick(g, 2))
-			m.gpa = s->gpa;
-		if (pick(g, 4))
-			m.flags = (s->flags & HV_MEM_READONLY) | (m.flags & ~HV_MEM_READONLY);
-	}
-	return m;
+	return msgen_req(&g->m, HV_SLOT(as_id, id), s && s->size ? s : NULL);
 }
 
 static uint32_t random_dirty_slot(gen *g)
 {
-	return HV_SLOT(random_as(g), random_id(g));
+	return HV_SLOT(random_as(g), msgen_id(&g->m));
 }
 
 /* A dirty-log call: get, clear with good and bad ranges, or manual protection. */
@@ -464,7 +373,7 @@ static void random_dirty_call(gen *g, pair *p)
 {
 	static const uint32_t manual[] = { 0, 1, 2, 3, 4, 7 };
 	uint32_t slot = random_dirty_slot(g);
-	const hv_memslot *s = HV_SLOT_ID(slot) < POOL_IDS ? &p->shadow[HV_SLOT_ID(slot)] : NULL;
+	const hv_memslot *s = HV_SLOT_ID(slot) < MSGEN_POOL_IDS ? &p->shadow[HV_SLOT_ID(slot)] : NULL;
 	uint64_t npages = s ? s->size / PG : 0, first;
 	uint32_t num;
 
@@ -497,8 +406,7 @@ static void test_random(void **state)
 	(void)state;
 	pair_open(&p);
 	probe_max_gpa(&p);
-	g.rng = tu_seed(0x50f7c0de5107ull);
-	g.p = &p;
+	g = gen_new(&p, 0x50f7c0de5107ull);
 	for (unsigned i = 0; i < 4000; i++) {
 		hv_memslot m = random_req(&g);
 
@@ -507,7 +415,7 @@ static void test_random(void **state)
 			random_dirty_call(&g, &p);
 	}
 	/* every pool slot's log, at the end */
-	for (unsigned id = 0; id < POOL_IDS; id++)
+	for (unsigned id = 0; id < MSGEN_POOL_IDS; id++)
 		pair_get(&p, HV_SLOT(0, id));
 	pair_close(&p);
 }
@@ -526,8 +434,7 @@ static void test_random_io(void **state)
 	(void)state;
 	assert_int_equal(pipe(pfd), 0);
 	pair_open(&p);
-	g.rng = tu_seed(0x10e7e17fdull);
-	g.p = &p;
+	g = gen_new(&p, 0x10e7e17fdull);
 	for (unsigned i = 0; i < 3000; i++) {
 		int fds[4] = { efd[0], efd[1], pfd[0], 999 };
 		hv_ioeventfd e = {

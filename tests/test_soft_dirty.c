@@ -397,19 +397,9 @@ static bool kpair_open(kpair *p)
 {
 	hv_vm_config cfg = { .arch = HV_ARCH_X86_64 };
 	mv_memslots_config scfg = { .dirty_bitmap = true, .arch_prepare = kpair_prepare, .arg = p };
-	mv_error err = { 0 };
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
-	if (fd < 0) {
-		printf("SKIP: /dev/kvm not available (%s)\n", strerror(errno));
+	if (!tu_kvm_vm_create(&cfg, &p->vm))
 		return false;
-	}
-	close(fd);
-	if (hv_vm_create("kvm", &cfg, &p->vm, &err) == -ENODEV) {
-		printf("SKIP: /dev/kvm not available (%s)\n", err.msg);
-		return false;
-	}
-	assert_non_null(p->vm);
 	p->nr_slots = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_MEMSLOTS);
 	p->nr_as = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_AS);
 	scfg.nr_as = p->nr_as;

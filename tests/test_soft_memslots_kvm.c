@@ -12,6 +12,7 @@
  *
  * Without /dev/kvm the tests print "SKIP: /dev/kvm not available (<reason>)".
  */
+#include "memslot_gen.h"
 #include "testutil.h"
 
 #include "memvirt/hv.h"
@@ -27,9 +28,6 @@
 
 #define PG 4096ull
 #define MAXP MV_MEMSLOT_MAX_NR_PAGES
-#define RES_SIZE ((MAXP + 128) * PG) /* the reservation: 8 TiB + 508 KiB */
-#define POOL_IDS 12u                 /* most ops use slot ids 0..11 */
-#define POOL_GFNS 512ull             /* and gfns 0..511 */
 #define BITMAP_WORDS_MAX 1024        /* dirty logs of slots up to 64Ki pages */
 
 /* ------------------------------------------------------------------ */
@@ -79,22 +77,10 @@ static void pair_open(pair *p)
 {
 	hv_vm_config cfg = { .arch = HV_ARCH_X86_64 };
 	mv_memslots_config scfg = { .dirty_bitmap = true, .arch_prepare = x86_prepare };
-	mv_error err = { 0 };
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	int r;
 
 	memset(p, 0, sizeof(*p));
-	if (fd < 0) {
-		printf("SKIP: /dev/kvm not available (%s)\n", strerror(errno));
+	if (!tu_kvm_vm_create(&cfg, &p->vm))
 		skip();
-	}
-	close(fd);
-	r = hv_vm_create("kvm", &cfg, &p->vm, &err);
-	if (r == -ENODEV) {
-		printf("SKIP: /dev/kvm not available (%s)\n", err.msg);
-		skip();
-	}
-	assert_int_equal(r, 0);
 	p->nr_slots = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_MEMSLOTS);
 	p->nr_as = (unsigned)hv_vm_check_cap(p->vm, HV_CAP_NR_AS);
 	p->max_phys_bits = mv_x86_host_kvm_phys_bits();
@@ -103,8 +89,7 @@ static void pair_open(pair *p)
 	scfg.nr_slots = p->nr_slots;
 	scfg.arg = &p->arch;
 	assert_int_equal(mv_memslots_new(&scfg, &p->ms), 0);
-	p->res = mmap(NULL, RES_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(p->res != MAP_FAILED);
+	p->res = msgen_reserve();
 	printf("# kvm: %u slots, %u address spaces, guest physical bits %u (%s)\n", p->nr_slots,
 	       p->nr_as, p->max_phys_bits,
 	       mv_x86_host_kvm_tdp() ? "TDP: host MAXPHYADDR" : "shadow paging");
@@ -116,16 +101,9 @@ static void pair_close(pair *p)
 	       "%lu moves, %lu flag changes, %lu beyond the max gfn\n", p->ops, p->ok, p->einval,
 	       p->eexist, p->arch.changes[MV_MR_CREATE], p->arch.changes[MV_MR_DELETE],
 	       p->arch.changes[MV_MR_MOVE], p->arch.changes[MV_MR_FLAGS_ONLY], p->arch.refused);
-	munmap(p->res, RES_SIZE);
+	msgen_unreserve(p->res);
 	mv_memslots_free(p->ms);
 	hv_vm_destroy(p->vm);
-}
-
-static void describe(const hv_memslot *m, char *buf, size_t len)
-{
-	snprintf(buf, len, "as %u id %u flags %#x gpa %#llx size %#llx hva %#llx",
-		 HV_SLOT_AS(m->slot), HV_SLOT_ID(m->slot), m->flags, (unsigned long long)m->gpa,
-		 (unsigned long long)m->size, (unsigned long long)(uintptr_t)m->hva);
 }
 
 /* One op on both; they must agree. Returns the common answer. */
@@ -136,7 +114,7 @@ static int pair_set(pair *p, const hv_memslot *m)
 	char buf[160];
 
 	if (want != got) {
-		describe(m, buf, sizeof(buf));
+		msgen_describe(m, buf, sizeof(buf));
 		fail_msg("op %lu (%s): kvm %d, soft %d", p->ops, buf, want, got);
 	}
 	p->ops++;
@@ -152,13 +130,8 @@ static int pair_set(pair *p, const hv_memslot *m)
 static int pair_set_args(pair *p, unsigned as_id, unsigned id, uint32_t flags, uint64_t gpa,
 			 uint64_t size, uint64_t hva)
 {
-	hv_memslot m = {
-		.slot = HV_SLOT(as_id, id),
-		.flags = flags,
-		.gpa = gpa,
-		.size = size,
-		.hva = (void *)(uintptr_t)hva,
-	};
+	hv_memslot m = msgen_slot(as_id, id, flags, gpa, size, hva);
+
 	return pair_set(p, &m);
 }
 
@@ -172,7 +145,7 @@ static void pair_check_state(pair *p)
 	unsigned a, id;
 
 	for (a = 0; a < p->nr_as; a++) {
-		for (id = 0; id < POOL_IDS; id++) {
+		for (id = 0; id < MSGEN_POOL_IDS; id++) {
 			const mv_memslot *s = mv_memslots_get(p->ms, a, id);
 			int want = s && s->dirty_bitmap ? 0 : -ENOENT;
 			int got;
@@ -269,106 +242,31 @@ static void test_kvm_rules_directed(void **state)
 /* Random sequences                                                     */
 
 typedef struct gen {
-	uint64_t rng;
+	msgen m;
 	const pair *p;
 } gen;
 
-static uint64_t pick(gen *g, uint64_t n)
-{
-	return tu_rand_below(&g->rng, n);
-}
-
+/* Any address space of the VM, now and then one past them or a wild one. */
 static unsigned random_as(gen *g)
 {
-	switch (pick(g, 32)) {
+	switch (msgen_pick(&g->m, 32)) {
 	case 0: return g->p->nr_as;
 	case 1: return 0xffff;
-	default: return (unsigned)pick(g, g->p->nr_as);
+	default: return (unsigned)msgen_pick(&g->m, g->p->nr_as);
 	}
 }
 
-static unsigned random_id(gen *g)
-{
-	switch (pick(g, 40)) {
-	case 0: return g->p->nr_slots - 1;
-	case 1: return g->p->nr_slots;
-	case 2: return 0xffff;
-	default: return (unsigned)pick(g, POOL_IDS);
-	}
-}
-
-static uint64_t random_gpa(gen *g)
-{
-	uint64_t maxgpa = (g->p->arch.max_gfn + 1) * PG;
-
-	switch (pick(g, 40)) {
-	case 0: return maxgpa - pick(g, 8) * PG;
-	case 1: return (1ull << 52) - pick(g, 8) * PG;
-	case 2: return ~0ull - pick(g, 8) * PG + 1;
-	case 3: return pick(g, POOL_GFNS) * PG + 1 + pick(g, PG - 1);
-	case 4: return (1ull << 40) + pick(g, POOL_GFNS) * PG;
-	default: return pick(g, POOL_GFNS) * PG;
-	}
-}
-
-static uint64_t random_size(gen *g)
-{
-	switch (pick(g, 40)) {
-	case 0: case 1: case 2: return 0;
-	case 3: return (MAXP + 1 + pick(g, 16)) * PG;   /* fits the reservation */
-	case 4: return (1 + pick(g, 8)) * PG + 1 + pick(g, PG - 1);
-	case 5: return (1 + pick(g, 1024)) * PG;
-	default: return (1 + pick(g, 32)) * PG;
-	}
-}
-
-static uint64_t random_hva(gen *g, uint64_t size)
-{
-	uint64_t res = (uint64_t)(uintptr_t)g->p->res;
-
-	switch (pick(g, 40)) {
-	case 0: return MV_MEMSLOT_TASK_SIZE - size + (pick(g, 3) - 1) * PG;
-	case 1: return res + pick(g, 64) * PG + 1 + pick(g, PG - 1);
-	case 2: return ~0ull - pick(g, 4) * PG + 1;
-	default: return res + pick(g, 64) * PG;
-	}
-}
-
-static uint32_t random_flags(gen *g)
-{
-	uint32_t f = (uint32_t)pick(g, 4);
-
-	if (!pick(g, 40))
-		f |= 1u << (2 + pick(g, 30));
-	return f;
-}
-
-/*
- * A random request: fresh values for every field, or (half of the time)
- * an existing slot's own hva and size with a new gpa or flags, so that
- * moves, flag changes, no-ops and READONLY flips come up often.
- */
+/* A request; a slot's live values come from the soft set. */
 static hv_memslot random_req(gen *g)
 {
-	hv_memslot m;
-	unsigned as_id = random_as(g), id = random_id(g);
+	unsigned as_id = random_as(g), id = msgen_id(&g->m);
 	const mv_memslot *s = mv_memslots_get(g->p->ms, as_id, id);
-	uint64_t size = random_size(g);
+	hv_memslot live = { 0 };
 
-	m.slot = HV_SLOT(as_id, id);
-	m.flags = random_flags(g);
-	m.gpa = random_gpa(g);
-	m.size = size;
-	m.hva = (void *)(uintptr_t)random_hva(g, size);
-	if (s && pick(g, 2)) {
-		m.size = pick(g, 16) ? s->npages * PG : m.size;
-		m.hva = pick(g, 16) ? (void *)(uintptr_t)s->userspace_addr : m.hva;
-		if (pick(g, 2))
-			m.gpa = s->base_gfn * PG;
-		if (pick(g, 4))
-			m.flags = (s->flags & HV_MEM_READONLY) | (m.flags & ~HV_MEM_READONLY);
-	}
-	return m;
+	if (s)
+		live = (hv_memslot){ .gpa = s->base_gfn * PG, .size = s->npages * PG,
+				     .hva = (void *)(uintptr_t)s->userspace_addr, .flags = s->flags };
+	return msgen_req(&g->m, HV_SLOT(as_id, id), s ? &live : NULL);
 }
 
 static void test_kvm_random(void **state)
@@ -379,8 +277,9 @@ static void test_kvm_random(void **state)
 
 	(void)state;
 	pair_open(&p);
-	g.rng = tu_seed(0xc0ffee5107ull);
-	g.p = &p;
+	g = (gen){ .m = { .rng = tu_seed(0xc0ffee5107ull), .nr_slots = p.nr_slots,
+			  .max_gpa = (p.arch.max_gfn + 1) * PG, .res = (uint64_t)(uintptr_t)p.res },
+		   .p = &p };
 	for (i = 0; i < 5000; i++) {
 		hv_memslot m = random_req(&g);
 

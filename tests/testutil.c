@@ -1,8 +1,12 @@
 #include "testutil.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static void *failing_realloc(void *ud, void *ptr, size_t size)
 {
@@ -50,6 +54,27 @@ uint64_t tu_rand(uint64_t *state)
 uint64_t tu_rand_below(uint64_t *state, uint64_t n)
 {
 	return n ? tu_rand(state) % n : 0;
+}
+
+bool tu_kvm_vm_create(const hv_vm_config *cfg, hv_vm **out)
+{
+	mv_error err = { 0 };
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int r;
+
+	if (fd < 0) {
+		printf("SKIP: /dev/kvm not available (%s)\n", strerror(errno));
+		return false;
+	}
+	close(fd);
+	r = hv_vm_create("kvm", cfg, out, &err);
+	if (r == -ENODEV) {
+		printf("SKIP: /dev/kvm not available (%s)\n", err.msg);
+		return false;
+	}
+	if (r)
+		fail_msg("hv_vm_create(\"kvm\"): %s", err.msg);
+	return true;
 }
 
 void tu_region_map(tu_region *r, size_t size, size_t align, int prot)

@@ -1,4 +1,4 @@
-/* Shared test helpers: failure-injecting allocator, skip reporting, host memory. */
+/* Shared test helpers: failure-injecting allocator, PRNG, the KVM VM or its SKIP, host memory. */
 #ifndef MV_TESTUTIL_H
 #define MV_TESTUTIL_H
 
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "memvirt/base.h"
+#include "memvirt/hv.h"
 
 /*
  * An allocator that fails the @fail_at-th allocation (1-based) and every
@@ -28,6 +29,13 @@ uint64_t tu_seed(uint64_t def_seed);
 uint64_t tu_rand(uint64_t *state);
 /* Uniform in [0, n). */
 uint64_t tu_rand_below(uint64_t *state, uint64_t n);
+
+/*
+ * A "kvm" VM of @cfg into *@out; without a usable /dev/kvm, false after
+ * the line "SKIP: /dev/kvm not available (<reason>)" (the caller skips).
+ * Any other failure fails the test.
+ */
+bool tu_kvm_vm_create(const hv_vm_config *cfg, hv_vm **out);
 
 /*
  * Host memory for guest RAM: an anonymous MAP_NORESERVE mapping whose
