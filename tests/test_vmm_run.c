@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 #include "pvh_image.h"
+#include "vmm_fx.h"
 
 #include "memvirt/hv.h"
 #include "memvirt/vmm.h"
@@ -37,27 +38,11 @@ static void tv_console(void *opaque, uint8_t byte)
 /* The guest image, or NULL after printing why the test is skipped (no /dev/kvm). */
 static void *tv_guest(const char *test, size_t *size)
 {
-	const char *path = getenv("MV_GUEST");
-	FILE *f;
-	void *buf;
-	long n;
-
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("SKIP: %s: /dev/kvm unavailable (%s)\n", test, strerror(errno));
 		return NULL;
 	}
-	/* The guest is built with the project: its absence is a failure, not a skip. */
-	if (!path || !(f = fopen(path, "rb")))
-		fail_msg("%s: cannot open the guest ELF (MV_GUEST=%s)", test, path ? path : "unset");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
+	return vfx_guest(size);
 }
 
 typedef struct tv_run {
@@ -68,21 +53,6 @@ typedef struct tv_run {
 	/* Called with the VMM running on another thread (pause/resume tests). */
 	void (*during)(vmm *v);
 } tv_run;
-
-typedef struct tv_thread_arg {
-	vmm *v;
-	run_out *out;
-	int r;
-} tv_thread_arg;
-
-static void *tv_run_thread(void *p)
-{
-	tv_thread_arg *a = p;
-	mv_error err = { 0 };
-
-	a->r = vmm_run(a->v, &a->out->res, &err);
-	return NULL;
-}
 
 /* Boot the guest with @spec; skips the test (after a SKIP line) when it cannot run here. */
 static void tv_boot(const char *test, const tv_run *spec, run_out *out)
@@ -96,8 +66,6 @@ static void tv_boot(const char *test, const tv_run *spec, run_out *out)
 		.console = tv_console, .console_opaque = out,
 	};
 	mv_error err = { 0 };
-	tv_thread_arg arg = { .out = out };
-	pthread_t t;
 	vmm *v;
 
 	if (!elf)
@@ -105,12 +73,7 @@ static void tv_boot(const char *test, const tv_run *spec, run_out *out)
 	memset(out, 0, sizeof(*out));
 	assert_int_equal(vmm_new(&cfg, &v, &err), 0);
 	free(elf);
-	arg.v = v;
-	assert_int_equal(pthread_create(&t, NULL, tv_run_thread, &arg), 0);
-	if (spec->during)
-		spec->during(v);
-	pthread_join(t, NULL);
-	assert_int_equal(arg.r, 0);
+	assert_int_equal(vfx_run(v, &out->res, spec->during), 0);
 	out->stats = *vmm_get_stats(v);
 	assert_null(vmm_memslot_error(v));
 	vmm_free(v);
@@ -237,23 +200,11 @@ static void test_two_vcpus(void **state)
 }
 
 /* Pause and resume from another thread many times: no access is lost. */
-static void tv_pause_resume(vmm *v)
-{
-	struct timespec ms = { 0, 2000000 };
-
-	for (int i = 0; i < 40; i++) {
-		nanosleep(&ms, NULL);
-		vmm_pause(v);
-		nanosleep(&ms, NULL);
-		vmm_resume(v);
-	}
-}
-
 static void test_pause_resume(void **state)
 {
 	run_out *o = &tv_out;
 	tv_run spec = { .cmdline = "workload=mmio,pio,mmio count=2000", .smp = 2,
-			.during = tv_pause_resume };
+			.during = vfx_pause_resume };
 
 	(void)state;
 	tv_boot(__func__, &spec, o);

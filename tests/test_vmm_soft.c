@@ -12,6 +12,7 @@
  * The dirty seed comes from MV_SEED (default 7) and is printed.
  */
 #include "testutil.h"
+#include "vmm_fx.h"
 
 #include "memvirt/guest_gen.h"
 #include "memvirt/hv.h"
@@ -89,42 +90,6 @@ static void ts_out_free(ts_out *o)
 	o->nr_rounds = 0;
 }
 
-/* The guest image (MV_GUEST, built with the project: missing is a failure). */
-static void *ts_guest(size_t *size)
-{
-	const char *path = getenv("MV_GUEST");
-	FILE *f;
-	void *buf;
-	long n;
-
-	if (!path || !(f = fopen(path, "rb")))
-		fail_msg("cannot open the guest ELF (MV_GUEST=%s)", path ? path : "unset");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
-}
-
-typedef struct ts_thread_arg {
-	vmm *v;
-	ts_out *out;
-	int r;
-} ts_thread_arg;
-
-static void *ts_run_thread(void *p)
-{
-	ts_thread_arg *a = p;
-	mv_error err = { 0 };
-
-	a->r = vmm_run(a->v, &a->out->res, &err);
-	return NULL;
-}
-
 /* Is KVM usable here? If not, say so for @test's KVM half. */
 static bool ts_kvm(const char *test)
 {
@@ -144,7 +109,7 @@ static int ts_boot_status(const char *test, const char *accel, const ts_spec *sp
 			  int status)
 {
 	size_t size = 0;
-	void *elf = ts_guest(&size);
+	void *elf = vfx_guest(&size);
 	vmm_config cfg = {
 		.accel = accel, .ram_size = TS_RAM, .nr_vcpus = spec->smp ? spec->smp : 1,
 		.elf = elf, .elf_size = size, .elf_name = "testguest.elf", .cmdline = spec->cmdline,
@@ -153,8 +118,6 @@ static int ts_boot_status(const char *test, const char *accel, const ts_spec *sp
 		.dirty_round = ts_dirty_round, .dirty_round_opaque = out,
 	};
 	mv_error err = { 0 };
-	ts_thread_arg arg = { .out = out };
-	pthread_t t;
 	vmm *v;
 	int r;
 
@@ -168,12 +131,7 @@ static int ts_boot_status(const char *test, const char *accel, const ts_spec *sp
 	}
 	if (r)
 		fail_msg("%s on %s: vmm_new: %s", test, accel, err.msg);
-	arg.v = v;
-	assert_int_equal(pthread_create(&t, NULL, ts_run_thread, &arg), 0);
-	if (spec->during)
-		spec->during(v);
-	pthread_join(t, NULL);
-	assert_int_equal(arg.r, 0);
+	assert_int_equal(vfx_run(v, &out->res, spec->during), 0);
 	out->stats = *vmm_get_stats(v);
 	assert_null(vmm_memslot_error(v));
 	vmm_free(v);
@@ -477,22 +435,10 @@ static void test_soft_two_vcpus(void **state)
 }
 
 /* Pause and resume from another thread many times: no access is lost. */
-static void ts_pause_resume(vmm *v)
-{
-	struct timespec ms = { 0, 2000000 };
-
-	for (int i = 0; i < 40; i++) {
-		nanosleep(&ms, NULL);
-		vmm_pause(v);
-		nanosleep(&ms, NULL);
-		vmm_resume(v);
-	}
-}
-
 static void test_soft_pause_resume(void **state)
 {
 	ts_spec spec = { .cmdline = "workload=mmio,pio,mmio count=2000", .smp = 2,
-			 .during = ts_pause_resume };
+			 .during = vfx_pause_resume };
 	ts_out *o = &ts_soft;
 	char *lines;
 
