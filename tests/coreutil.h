@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memvirt/hv.h"
 #include "memvirt/listener.h"
 #include "memvirt/memory.h"
 
@@ -106,5 +107,23 @@ static inline int cu_teardown(void **state)
 		cu_flat((as), buf_, sizeof(buf_));           \
 		assert_string_equal(buf_, (expected));       \
 	} while (0)
+
+/* Sections of @fv an accelerator listener must map: RAM, ROM, romd ROM devices with a whole page. */
+static inline unsigned cu_mappable_sections(mv_flatview *fv)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < mv_flatview_nr_ranges(fv); i++) {
+		const mv_flat_range *fr = mv_flatview_range(fv, i);
+		mv_region_kind k = mv_region_get_kind(fr->mr);
+		uint64_t start = (fr->start + HV_PAGE_SIZE - 1) & ~(uint64_t)(HV_PAGE_SIZE - 1);
+		mv_u128 end = ((mv_u128)fr->start + fr->size) & ~(mv_u128)(HV_PAGE_SIZE - 1);
+
+		if ((k == MV_REGION_RAM || k == MV_REGION_ROM ||
+		     (k == MV_REGION_ROMD && fr->romd_mode)) && end > start)
+			n++;
+	}
+	return n;
+}
 
 #endif

@@ -600,24 +600,6 @@ static void test_dirty_off(void **state)
 /* ------------------------------------------------------------------ */
 /* Real KVM                                                             */
 
-/* Sections of @fv the listener must map: RAM, ROM, romd ROM devices with a whole page. */
-static unsigned mappable_sections(mv_flatview *fv)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < mv_flatview_nr_ranges(fv); i++) {
-		const mv_flat_range *fr = mv_flatview_range(fv, i);
-		mv_region_kind k = mv_region_get_kind(fr->mr);
-		uint64_t start = (fr->start + HV_PAGE_SIZE - 1) & ~(uint64_t)(HV_PAGE_SIZE - 1);
-		mv_u128 end = ((mv_u128)fr->start + fr->size) & ~(mv_u128)(HV_PAGE_SIZE - 1);
-
-		if ((k == MV_REGION_RAM || k == MV_REGION_ROM ||
-		     (k == MV_REGION_ROMD && fr->romd_mode)) && end > start)
-			n++;
-	}
-	return n;
-}
-
 /* The pc machine with -m 512M on /dev/kvm: every slot accepted. */
 static void test_real_kvm_pc(void **state)
 {
@@ -645,7 +627,7 @@ static void test_real_kvm_pc(void **state)
 		fail_msg("%s", hv_mem_error(hm));
 
 	fv = mv_address_space_get_flatview(mv_machine_memory_as(m));
-	assert_int_equal(hv_mem_stats(hm)->slots_in_use, mappable_sections(fv));
+	assert_int_equal(hv_mem_stats(hm)->slots_in_use, cu_mappable_sections(fv));
 	assert_true(hv_mem_stats(hm)->slots_in_use >= 3);
 	mv_flatview_unref(fv);
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "coreutil.h"
 
 #include "memvirt/hv.h"
 #include "memvirt/hv_memory.h"
@@ -1091,23 +1092,6 @@ static void test_alloc_failures(void **state)
 /* ------------------------------------------------------------------ */
 /* The accelerator memory listener on a soft VM                          */
 
-static unsigned mappable_sections(mv_flatview *fv)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < mv_flatview_nr_ranges(fv); i++) {
-		const mv_flat_range *fr = mv_flatview_range(fv, i);
-		mv_region_kind k = mv_region_get_kind(fr->mr);
-		uint64_t start = (fr->start + HV_PAGE_SIZE - 1) & ~(uint64_t)(HV_PAGE_SIZE - 1);
-		mv_u128 end = ((mv_u128)fr->start + fr->size) & ~(mv_u128)(HV_PAGE_SIZE - 1);
-
-		if ((k == MV_REGION_RAM || k == MV_REGION_ROM ||
-		     (k == MV_REGION_ROMD && fr->romd_mode)) && end > start)
-			n++;
-	}
-	return n;
-}
-
 typedef struct machine_case {
 	const char *type;
 	hv_arch arch;
@@ -1149,7 +1133,7 @@ static void check_machine(const machine_case *mc, hv_mem_dirty_mode mode)
 	if (hv_mem_error(hm))
 		fail_msg("%s", hv_mem_error(hm));
 	fv = mv_address_space_get_flatview(mv_machine_memory_as(m));
-	assert_int_equal(hv_mem_stats(hm)->slots_in_use, mappable_sections(fv));
+	assert_int_equal(hv_mem_stats(hm)->slots_in_use, cu_mappable_sections(fv));
 	mv_flatview_unref(fv);
 
 	v = new_vcpu(vm, 0);
